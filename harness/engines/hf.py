@@ -1,0 +1,165 @@
+"""The `hf` engine: transformers on CPU or GPU, batched, left-padded, length-sorted, per-row EOS stop.
+
+    python -c "from harness.engines.hf import HFEngine; e=HFEngine(); e.load('/tmp/tiny'); print(e.version)"
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.engines import Engine, EngineError
+from harness.types import Completion, Decoding
+
+transformers.utils.logging.disable_progress_bar()  # our own progress bars carry the ETA
+
+
+def _device(requested: str | None) -> str:
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class HFEngine(Engine):
+    name = "hf"
+
+    def __init__(self, device: str | None = None, dtype: str | None = None, batch_size: int = 32) -> None:
+        self.device = _device(device)
+        # float32 unless asked: bf16 is emulated (slow) on AVX2 CPUs, and the dtype is part of the cache
+        # key, so it must be known before any model (or torch) is loaded. Pass dtype="bfloat16" on GPU.
+        self.dtype_name = dtype or "float32"
+        self.dtype = getattr(torch, self.dtype_name)
+        self.batch_size = batch_size
+        self.model = None
+        self.tokenizer = None
+        self.model_dir: Path | None = None
+
+    @property
+    def version(self) -> str:
+        return f"{transformers.__version__}-{self.dtype_name}"
+
+    def load(self, model_dir: Path | str) -> None:
+        model_dir = Path(model_dir)
+        if self.model_dir == model_dir:
+            return
+        try:
+            tok = AutoTokenizer.from_pretrained(model_dir)
+            model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype)
+        except (OSError, ValueError) as e:
+            raise EngineError(f"hf engine cannot load {model_dir}: {str(e).splitlines()[0]}") from e
+        tok.padding_side = "left"  # decoder-only generation needs the prompt flush right
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        self.close()
+        self.tokenizer, self.model, self.model_dir = tok, model.to(self.device).eval(), model_dir
+
+    def use_model(self, model: torch.nn.Module, tokenizer: object) -> None:
+        """Serve an in-memory model (the trainer's policy): no copy, sees every update at once."""
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model, self.tokenizer, self.model_dir = model, tokenizer, None
+
+    def _require(self) -> None:
+        if self.model is None:
+            raise EngineError("hf engine: no checkpoint loaded (call load first)")
+
+    def render(self, messages: list[dict[str, str]], system_prompt: str | None = None) -> str:
+        self._require()
+        msgs = ([{"role": "system", "content": system_prompt}] if system_prompt is not None else []) + messages
+        return self.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        # The rendered template already carries any BOS: adding special tokens again would double it.
+        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+    @torch.no_grad()
+    def generate(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
+        self._require()
+        encoded = self._encode(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
+        out: list[Completion | None] = [None] * len(prompts)
+        eos = self._eos_ids()
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad({"input_ids": [encoded[i] for i in idx]}, return_tensors="pt")
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            sample = decoding.temperature > 0
+            if sample:
+                torch.manual_seed(decoding.seed + start)
+            gen = self.model.generate(
+                **batch,
+                max_new_tokens=decoding.max_new_tokens,
+                do_sample=sample,
+                temperature=decoding.temperature if sample else None,
+                top_p=decoding.top_p if sample else None,
+                top_k=None,
+                eos_token_id=eos,
+                pad_token_id=self.tokenizer.pad_token_id,
+                stop_strings=list(decoding.stop) or None,
+                tokenizer=self.tokenizer if decoding.stop else None,
+            )
+            new = gen[:, batch["input_ids"].shape[1] :].tolist()
+            for row, i in enumerate(idx):
+                out[i] = self._finish(new[row], eos, decoding)
+        return [c for c in out if c is not None]
+
+    def _eos_ids(self) -> list[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = ids if isinstance(ids, list) else [ids] if ids is not None else []
+        if self.tokenizer.eos_token_id is not None and self.tokenizer.eos_token_id not in ids:
+            ids.append(self.tokenizer.eos_token_id)
+        return ids
+
+    def _finish(self, tokens: list[int], eos: list[int], decoding: Decoding) -> Completion:
+        """Cut a generated row at EOS/padding and at the first stop string; decide the finish reason."""
+        n, reason = len(tokens), "length"
+        for j, t in enumerate(tokens):
+            if t in eos:
+                n, reason = j, "stop"
+                break
+        text = self.tokenizer.decode(tokens[:n], skip_special_tokens=True)
+        for s in decoding.stop:
+            k = text.find(s)
+            if k >= 0:
+                text, reason = text[:k], "stop"
+        # A row that ended by EOS before max_new_tokens was padded: count only real tokens.
+        return Completion(text=text, finish_reason=reason, n_tokens=n if reason == "stop" else len(tokens))
+
+    @torch.no_grad()
+    def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        self._require()
+        prompt_ids = self._encode(prompts)
+        full_ids = self._encode([p + c for p, c in zip(prompts, continuations, strict=True)])
+        out: list[float] = []
+        for start in range(0, len(prompts), self.batch_size):
+            rows = list(range(start, min(start + self.batch_size, len(prompts))))
+            width = max(len(full_ids[i]) for i in rows)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([full_ids[i] + [pad] * (width - len(full_ids[i])) for i in rows])
+            mask = torch.tensor([[1] * len(full_ids[i]) + [0] * (width - len(full_ids[i])) for i in rows])
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            for r, i in enumerate(rows):
+                # Tokenisation may merge across the boundary; score from the first differing position.
+                k = _common_prefix(prompt_ids[i], full_ids[i])
+                targets = torch.tensor(full_ids[i][k:])
+                out.append(float(logp[r, k - 1 : len(full_ids[i]) - 1].gather(1, targets[:, None]).sum()))
+        return out
+
+    def close(self) -> None:
+        self.model = None
+        self.tokenizer = None
+        self.model_dir = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    k = 0
+    while k < min(len(a), len(b)) and a[k] == b[k]:
+        k += 1
+    return max(k, 1)

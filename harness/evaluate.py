@@ -1,0 +1,172 @@
+"""Evaluate checkpoints on suites: the ONLY stage that loads a model, through an Engine.
+
+Plan (checkpoint x suite x decoding) -> look up the store -> pool every missing request of a checkpoint
+across suites -> length-sort -> batch -> engine -> one atomic part file per batch -> SuiteResults.
+A second run finds everything in the store and never imports torch.
+
+    forgetbench eval embedded:smollm2-135m-instruct --suites countdown --limit 8
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from harness.engines import Engine, engine_ident, make_engine
+from harness.registry import Checkpoint, Registry
+from harness.store import Store
+from harness.suites import Suite, load_items
+from harness.types import Decoding, Item, Record, SuiteResult, stable_hash
+from harness.weights import fingerprint, materialise
+
+
+class MissingRecordsError(Exception):
+    """cached_only was asked and the store lacks records (names the checkpoint)."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How to evaluate. Saved next to every comparison it produces."""
+
+    engine: str = "hf"  # fake | hf | vllm
+    dtype: str | None = None  # None = float32 (part of the cache key); "bfloat16" on GPU
+    batch_size: int = 32  # prompts per engine call = records per part file
+    limit: int | None = None  # first N items of every suite (suites keep a fixed order)
+    max_new_tokens: int | None = None  # override every suite's default
+    runs_dir: Path = Path("reports/runs")
+    engine_options: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass
+class _Task:
+    ckpt: Checkpoint
+    fp: str
+    suite: Suite
+    items: list[Item]
+    hashes: list[str]
+    decoding: Decoding
+    cached: dict[str, Record]
+
+    def missing(self) -> list[int]:
+        return [i for i, it in enumerate(self.items)
+                if it.id not in self.cached or self.cached[it.id].prompt_hash != self.hashes[i]]
+
+
+def decoding_for(suite: Suite, cfg: EvalConfig) -> Decoding:
+    return replace(suite.decoding, max_new_tokens=cfg.max_new_tokens) if cfg.max_new_tokens else suite.decoding
+
+
+def prompt_hash(suite: Suite, item: Item, ckpt: Checkpoint) -> str:
+    """What the model sees: the suite's messages, plus our system turn when the checkpoint asks for one."""
+    base = suite.prompt_hash(item)
+    return base if ckpt.system_prompt is None else stable_hash([base, ckpt.system_prompt])
+
+
+def evaluate(
+    registry: Registry,
+    checkpoints: Iterable[Checkpoint],
+    suites: Iterable[Suite],
+    cfg: EvalConfig,
+    engine: Engine | None = None,
+    console: Console | None = None,
+    cached_only: bool = False,
+) -> dict[str, dict[str, SuiteResult]]:
+    """Results by checkpoint id, then suite name. Evaluates only what the store lacks.
+
+    cached_only: raise MissingRecordsError instead of loading a model (report re-rendering, gate).
+    """
+    console = console or Console(stderr=True)
+    store = Store(cfg.runs_dir)
+    ident = engine.ident if engine is not None else engine_ident(cfg.engine, cfg.dtype)
+    suites = list(suites)
+    items = {s.name: load_items(s, cfg.limit) for s in suites}
+    results: dict[str, dict[str, SuiteResult]] = {}
+    owned = engine is None
+    try:
+        for ckpt in checkpoints:
+            fp = fingerprint(ckpt)
+            store.note_checkpoint(fp, ckpt.to_dict() | {"fingerprint": fp})
+            tasks = []
+            for s in suites:
+                hashes = [prompt_hash(s, it, ckpt) for it in items[s.name]]
+                dec = decoding_for(s, cfg)
+                cached = store.load(fp, s.name, s.version, dec.key(), ident)
+                tasks.append(_Task(ckpt, fp, s, items[s.name], hashes, dec, cached))
+            todo = sum(len(t.missing()) for t in tasks)
+            if todo and cached_only:
+                raise MissingRecordsError(f"checkpoint {ckpt.id}: {todo} item(s) not in the store {cfg.runs_dir}")
+            if todo:
+                if engine is None:
+                    engine = make_engine(cfg.engine, **({"dtype": cfg.dtype} if cfg.dtype else {}), **cfg.engine_options)
+                    if cfg.engine != "fake":
+                        engine.batch_size = cfg.batch_size
+                engine.load(materialise(ckpt, registry))
+                if engine.ident != ident:
+                    raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
+                _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)
+            results[ckpt.id] = {t.suite.name: _result(t, store, ident) for t in tasks}
+    finally:
+        if owned and engine is not None:
+            engine.close()
+    return results
+
+
+def _run(engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo: int, label: str,
+         console: Console) -> None:
+    """Pool the missing requests of all suites, sort by length, batch, store each batch as it lands."""
+    gen: dict[Decoding, list[tuple[_Task, int, str]]] = {}
+    choice: list[tuple[_Task, int, str]] = []
+    for t in tasks:
+        for i in t.missing():
+            text = engine.render(t.suite.prompt(t.items[i]), t.ckpt.system_prompt)
+            (choice if t.suite.kind == "choice" else gen.setdefault(t.decoding, [])).append((t, i, text))
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        pid = bar.add_task(f"eval {label}", total=todo, rate="")
+        done_tokens = 0
+        start = time.perf_counter()
+        for dec, reqs in gen.items():
+            reqs.sort(key=lambda r: -len(r[2]))  # similar lengths share a batch: less padding
+            for k in range(0, len(reqs), batch_size):
+                batch = reqs[k : k + batch_size]
+                outs = engine.generate([r[2] for r in batch], dec)
+                store.append([_record(t, i, engine, o.text, o.finish_reason, o.n_tokens) for (t, i, _), o in zip(batch, outs, strict=True)])
+                done_tokens += sum(o.n_tokens for o in outs)
+                rate = f"{done_tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s"
+                bar.update(pid, advance=len(batch), rate=rate)
+        for k in range(0, len(choice), batch_size):
+            batch = choice[k : k + batch_size]
+            records = []
+            for t, i, text in batch:
+                options = t.suite.choices(t.items[i])
+                lps = engine.logprobs([text] * len(options), options)
+                best = max(range(len(options)), key=lambda j: lps[j])
+                records.append(_record(t, i, engine, options[best], "stop", 0))
+            store.append(records)
+            bar.update(pid, advance=len(batch))
+
+
+def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: int) -> Record:
+    return Record(
+        fingerprint=t.fp, suite=t.suite.name, suite_version=t.suite.version, item_id=t.items[i].id,
+        prompt_hash=t.hashes[i], decoding=t.decoding.key(), engine=engine.ident, completion=text,
+        finish_reason=finish, n_tokens=n_tokens,
+    )
+
+
+def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
+    recs = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) if t.missing() else t.cached
+    rows = [recs[it.id] for it in t.items]
+    return SuiteResult(
+        checkpoint=t.ckpt.id, fingerprint=t.fp, suite=t.suite.name, suite_version=t.suite.version,
+        area=t.suite.area, decoding=t.decoding.key(), engine=ident,
+        item_ids=tuple(it.id for it in t.items), prompt_hashes=tuple(r.prompt_hash for r in rows),
+        scores=tuple(float(t.suite.score(it, r.completion)) for it, r in zip(t.items, rows, strict=True)),
+        completions=tuple(r.completion for r in rows),
+    )

