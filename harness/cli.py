@@ -232,6 +232,21 @@ def checkpoints_cmd(
 
 
 @app.command()
+def data(suites: SuitesOpt = None) -> None:
+    """Fetch every suite's pinned data files into the data cache (sha256-checked); run once at setup."""
+    from harness.data import DataError, fetch
+    from harness.suites import all_suites, get_suite
+
+    chosen = [get_suite(n.strip()) for n in suites.split(",")] if suites else list(all_suites().values())
+    try:
+        for s in chosen:
+            for spec in s.data_files:
+                out_console.print(f"{s.name}: {fetch(spec)}", highlight=False)
+    except DataError as e:
+        raise _fail(str(e)) from None
+
+
+@app.command()
 def simulate(
     seeds: Annotated[int, typer.Option(help="seeds to average over")] = 5,
     out: Annotated[Path, typer.Option("--out", help="HTML page")] = Path("reports/simulate.html"),

