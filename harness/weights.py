@@ -161,7 +161,7 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
         return Path(ckpt.path)
     if ckpt.format == "hf":
         return Path(ckpt.path)
-    fp = fingerprint(ckpt)
+    fp = _materialised_key(ckpt, registry)
     out = home() / "models" / fp
     if (out / "config.json").exists():
         return out
@@ -190,6 +190,17 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _materialised_key(ckpt: Checkpoint, registry: Registry | None) -> str:
+    """A bare state dict becomes a different model on a different base: key the cache by both."""
+    fp = fingerprint(ckpt)
+    if ckpt.format in ("pt", "safetensors") and ckpt.base is not None and registry is not None:
+        try:
+            return f"{fp}-on-{fingerprint(registry.resolve(ckpt.base))}"
+        except RegistryError:
+            return fp  # a self-describing .pt whose recorded base is not registered here
+    return fp
 
 
 def _mkdir(p: Path) -> Path:

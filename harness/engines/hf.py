@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from harness.engines import Engine, EngineError
 from harness.types import Completion, Decoding
@@ -99,8 +99,9 @@ class HFEngine(Engine):
                 top_k=None,
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
-                stop_strings=list(decoding.stop) or None,
-                tokenizer=self.tokenizer if decoding.stop else None,
+                stopping_criteria=[_StopOnStrings(self.tokenizer, decoding.stop, batch["input_ids"].shape[1])]
+                if decoding.stop
+                else None,
             )
             new = gen[:, batch["input_ids"].shape[1] :].tolist()
             for row, i in enumerate(idx):
@@ -156,6 +157,21 @@ class HFEngine(Engine):
         self.model_dir = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+class _StopOnStrings(StoppingCriteria):
+    """Per-row stop on a stop string in the *generated* text only.
+
+    transformers' own stop_strings also match across the prompt boundary (a prompt ending in a newline
+    plus one generated newline matches a "\n\n" stop), which would cut completions short.
+    """
+
+    def __init__(self, tokenizer: object, stops: tuple[str, ...], prompt_len: int) -> None:
+        self.tokenizer, self.stops, self.prompt_len = tokenizer, stops, prompt_len
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
