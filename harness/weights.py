@@ -242,8 +242,10 @@ def _from_base(ckpt: Checkpoint, registry: Registry | None, out: Path, state: di
 def _gguf_to_hf(gguf: Path, out: Path) -> None:
     """Dequantise a GGUF into float32 HF files (transformers refuses to save a gguf-loaded model as is)."""
     import torch
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    transformers.utils.logging.disable_progress_bar()
     tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = loaded.config.to_dict()

@@ -32,6 +32,8 @@ def _items() -> tuple[Item, ...]:
     rows = []
     for c in all_countries():
         capital, name = c.capital(), c.name()
+        if isinstance(capital, list):  # a few entries hold a list (e.g. Vatican City)
+            capital = capital[0] if capital else None
         if not capital or not name:
             continue
         rows.append((name.title(), capital))
