@@ -1,7 +1,7 @@
 """The `forgetbench` command line (typer). Each command is a thin shell over the pipeline stages.
 
-    forgetbench compare smollm2-135m reports/ckpt/sft.pt --suites countdown,arithmetic --limit 20
-    forgetbench eval CKPT ... | report DIR | suites | checkpoints | simulate
+forgetbench compare smollm2-135m reports/ckpt/sft.pt --suites countdown,arithmetic --limit 20
+forgetbench eval CKPT ... | report DIR | suites | checkpoints | simulate
 """
 
 from __future__ import annotations
@@ -43,7 +43,15 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from harness.store import StoreError
     from harness.suites import SuiteError
 
-    return (RegistryError, SuiteError, EngineError, ComparisonError, StoreError, MissingRecordsError, FileNotFoundError)
+    return (
+        RegistryError,
+        SuiteError,
+        EngineError,
+        ComparisonError,
+        StoreError,
+        MissingRecordsError,
+        FileNotFoundError,
+    )
 
 
 def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
@@ -64,11 +72,24 @@ def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
     return registry, ckpts, [get_suite(n) for n in names if n]
 
 
-def _cfg(engine: str, limit: int | None, runs_dir: Path, batch_size: int, max_new_tokens: int | None, dtype: str | None):
+def _cfg(
+    engine: str,
+    limit: int | None,
+    runs_dir: Path,
+    batch_size: int,
+    max_new_tokens: int | None,
+    dtype: str | None,
+):
     from harness.evaluate import EvalConfig
 
-    return EvalConfig(engine=engine, limit=limit, runs_dir=runs_dir, batch_size=batch_size,
-                      max_new_tokens=max_new_tokens, dtype=dtype)
+    return EvalConfig(
+        engine=engine,
+        limit=limit,
+        runs_dir=runs_dir,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        dtype=dtype,
+    )
 
 
 @app.command()
@@ -103,7 +124,9 @@ def _slug(ckpts, suite_objs, cfg) -> str:
     return f"{names}-{stable_hash([[c.id for c in ckpts], [s.ident for s in suite_objs], cfg.limit, cfg.engine], 6)}"
 
 
-def _compare_and_write(reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool) -> None:
+def _compare_and_write(
+    reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool
+) -> None:
     from harness.compare import compare as run_compare
     from harness.evaluate import evaluate
     from harness.report import render_html, write_json, write_parquet
@@ -118,9 +141,14 @@ def _compare_and_write(reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, spec
     base = ckpts[0]
     comp = run_compare(results, base.id, [(c.id, c.method, c.trained_on) for c in ckpts[1:]], prompts, n_boot=n_boot)
     print_comparison(out_console, comp)
-    config = {"checkpoints": specs, "suites": [s.name for s in suite_objs], "registry": str(reg.source or ""),
-              "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}, "n_boot": n_boot,
-              "lineage": {c.id: c.to_dict() for c in ckpts}}
+    config = {
+        "checkpoints": specs,
+        "suites": [s.name for s in suite_objs],
+        "registry": str(reg.source or ""),
+        "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+        "n_boot": n_boot,
+        "lineage": {c.id: c.to_dict() for c in ckpts},
+    }
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.json", json.dumps(config, indent=1, default=str))
     html = render_html(comp, out / "report.html", config=config)
@@ -152,8 +180,13 @@ def eval_cmd(
 
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
-        results = evaluate(reg, ckpts, suite_objs, _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype),
-                           console=err_console)
+        results = evaluate(
+            reg,
+            ckpts,
+            suite_objs,
+            _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype),
+            console=err_console,
+        )
     except _known_errors() as e:
         raise _fail(str(e)) from None
     print_scores(out_console, results)
@@ -174,10 +207,19 @@ def report(
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
         cfg = EvalConfig(**(ev | {"runs_dir": Path(ev["runs_dir"])}))
-        reg, ckpts, suite_objs = _resolve(Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"],
-                                          ",".join(config["suites"]))
-        _compare_and_write(reg, ckpts, suite_objs, cfg, out or compare_dir, config.get("n_boot", 1000),
-                           config["checkpoints"], cached_only=True)
+        reg, ckpts, suite_objs = _resolve(
+            Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
+        )
+        _compare_and_write(
+            reg,
+            ckpts,
+            suite_objs,
+            cfg,
+            out or compare_dir,
+            config.get("n_boot", 1000),
+            config["checkpoints"],
+            cached_only=True,
+        )
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None
     except _known_errors() as e:

@@ -122,10 +122,15 @@ def compare(
             boots[(cid, s)] = boot
             lost = np.flatnonzero((b >= 0.5) & (c < 0.5))
             st = {
-                "n": int(b.size), "base": float(b.mean() * 100), "score": float(c.mean() * 100),
-                "delta": float(d.mean() * 100), "lo": float(np.percentile(boot, 2.5)),
-                "hi": float(np.percentile(boot, 97.5)), "p": paired_p_value(b, c, seed),
-                "forgotten": int(lost.size), "learned": int(np.sum((b < 0.5) & (c >= 0.5))),
+                "n": int(b.size),
+                "base": float(b.mean() * 100),
+                "score": float(c.mean() * 100),
+                "delta": float(d.mean() * 100),
+                "lo": float(np.percentile(boot, 2.5)),
+                "hi": float(np.percentile(boot, 97.5)),
+                "p": paired_p_value(b, c, seed),
+                "forgotten": int(lost.size),
+                "learned": int(np.sum((b < 0.5) & (c >= 0.5))),
             }
             raw.append((cid, s, st))
             forgotten += _forgotten_items(cid, s, lost[:max_forgotten], b_res, c_res, prompts)
@@ -134,11 +139,24 @@ def compare(
     deltas: dict[str, list[Delta]] = {cid: [] for cid, _, _ in checkpoints}
     targets = {cid: set(t) for cid, _, t in checkpoints}
     for (cid, s, st), qv in zip(raw, q, strict=True):
-        deltas[cid].append(Delta(
-            suite=s, area=area[s], checkpoint=cid, is_target=s in targets[cid], n=st["n"], base_score=st["base"],
-            score=st["score"], delta=st["delta"], ci_low=st["lo"], ci_high=st["hi"], p_value=st["p"], q_value=qv,
-            forgotten=st["forgotten"], learned=st["learned"],
-        ))
+        deltas[cid].append(
+            Delta(
+                suite=s,
+                area=area[s],
+                checkpoint=cid,
+                is_target=s in targets[cid],
+                n=st["n"],
+                base_score=st["base"],
+                score=st["score"],
+                delta=st["delta"],
+                ci_low=st["lo"],
+                ci_high=st["hi"],
+                p_value=st["p"],
+                q_value=qv,
+                forgotten=st["forgotten"],
+                learned=st["learned"],
+            )
+        )
     summaries = [_summarise(cid, method, trained, suites, deltas[cid], boots) for cid, method, trained in checkpoints]
     points = {s.checkpoint: (s.gain, s.drop) for s in summaries if s.gain is not None and s.drop is not None}
     if points:
@@ -148,17 +166,33 @@ def compare(
         CheckpointSummary(**{**s.__dict__, "dominated_by": tuple(dom.get(s.checkpoint, ()))}) for s in summaries
     ]
     scores = {cid: {s: r.mean * 100 for s, r in res.items() if s in suites} for cid, res in results.items()}
-    meta = {"n_boot": n_boot, "seed": seed, "warnings": sorted(set(warnings)),
-            "engines": sorted({r.engine for res in results.values() for r in res.values()}),
-            "suite_versions": {s: results[base][s].suite_version for s in suites},
-            "decoding": {s: results[base][s].decoding for s in suites},
-            "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res}}
-    return Comparison(base=base, suites=suites, scores=scores, summaries=tuple(summaries),
-                      forgotten=tuple(forgotten), meta=meta)
+    meta = {
+        "n_boot": n_boot,
+        "seed": seed,
+        "warnings": sorted(set(warnings)),
+        "engines": sorted({r.engine for res in results.values() for r in res.values()}),
+        "suite_versions": {s: results[base][s].suite_version for s in suites},
+        "decoding": {s: results[base][s].decoding for s in suites},
+        "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
+    }
+    return Comparison(
+        base=base,
+        suites=suites,
+        scores=scores,
+        summaries=tuple(summaries),
+        forgotten=tuple(forgotten),
+        meta=meta,
+    )
 
 
-def _summarise(cid: str, method: str, trained: tuple[str, ...], suites: tuple[str, ...], deltas: list[Delta],
-               boots: dict[tuple[str, str], np.ndarray]) -> CheckpointSummary:
+def _summarise(
+    cid: str,
+    method: str,
+    trained: tuple[str, ...],
+    suites: tuple[str, ...],
+    deltas: list[Delta],
+    boots: dict[tuple[str, str], np.ndarray],
+) -> CheckpointSummary:
     notes = [f"target suite {t!r} was not evaluated: gain leaves it out" for t in trained if t not in suites]
     tgt = [s for s in suites if s in trained]
     non = [s for s in suites if s not in trained]
@@ -173,12 +207,27 @@ def _summarise(cid: str, method: str, trained: tuple[str, ...], suites: tuple[st
         drop_ci = (float(np.percentile(dr, 2.5)), float(np.percentile(dr, 97.5)))
     if not trained:
         notes.append("no trained_on: per-suite deltas only (gain and drop need target suites)")
-    return CheckpointSummary(checkpoint=cid, method=method, trained_on=tuple(trained), gain=gain, gain_ci=gain_ci,
-                             drop=drop, drop_ci=drop_ci, deltas=tuple(deltas), notes=tuple(notes))
+    return CheckpointSummary(
+        checkpoint=cid,
+        method=method,
+        trained_on=tuple(trained),
+        gain=gain,
+        gain_ci=gain_ci,
+        drop=drop,
+        drop_ci=drop_ci,
+        deltas=tuple(deltas),
+        notes=tuple(notes),
+    )
 
 
-def _forgotten_items(cid: str, suite: str, lost: np.ndarray, b: SuiteResult, c: SuiteResult,
-                     prompts: Mapping[str, Mapping[str, tuple[str, str]]] | None) -> list[ForgottenItem]:
+def _forgotten_items(
+    cid: str,
+    suite: str,
+    lost: np.ndarray,
+    b: SuiteResult,
+    c: SuiteResult,
+    prompts: Mapping[str, Mapping[str, tuple[str, str]]] | None,
+) -> list[ForgottenItem]:
     pos = {i: k for k, i in enumerate(c.item_ids)}
     out = []
     for k in lost.tolist():

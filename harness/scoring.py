@@ -1,6 +1,6 @@
 """Pure extractors and matchers shared by suites. Never eval(): model output is parsed, with size limits.
 
-    python -m pytest tests/test_scoring.py -q
+python -m pytest tests/test_scoring.py -q
 """
 
 from __future__ import annotations

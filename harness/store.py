@@ -28,10 +28,17 @@ from harness.types import SCHEMA_VERSION, Record
 
 _SCHEMA = pa.schema(
     [
-        ("fingerprint", pa.string()), ("suite", pa.string()), ("suite_version", pa.string()),
-        ("item_id", pa.string()), ("prompt_hash", pa.string()), ("decoding", pa.string()),
-        ("engine", pa.string()), ("completion", pa.string()), ("finish_reason", pa.string()),
-        ("n_tokens", pa.int64()), ("schema", pa.int64()),
+        ("fingerprint", pa.string()),
+        ("suite", pa.string()),
+        ("suite_version", pa.string()),
+        ("item_id", pa.string()),
+        ("prompt_hash", pa.string()),
+        ("decoding", pa.string()),
+        ("engine", pa.string()),
+        ("completion", pa.string()),
+        ("finish_reason", pa.string()),
+        ("n_tokens", pa.int64()),
+        ("schema", pa.int64()),
     ]
 )
 _NAMES = [f.name for f in fields(Record)]

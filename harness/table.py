@@ -1,6 +1,6 @@
 """Terminal tables (rich) for scores and comparisons. Pure: no torch.
 
-    forgetbench compare a.fake.json b.fake.json --engine fake --suites arithmetic
+forgetbench compare a.fake.json b.fake.json --engine fake --suites arithmetic
 """
 
 from __future__ import annotations
@@ -36,16 +36,29 @@ def print_comparison(console: Console, comp: Comparison) -> None:
     console.print(scores)
     if not comp.summaries:
         return
-    table = Table("checkpoint", "method", "gain [95% CI]", "drop [95% CI]", *comp.suites, "pareto",
-                  title="vs base: Δ points [95% CI]; * = target suite; forgotten/learned items")
+    table = Table(
+        "checkpoint",
+        "method",
+        "gain [95% CI]",
+        "drop [95% CI]",
+        *comp.suites,
+        "pareto",
+        title="vs base: Δ points [95% CI]; * = target suite; forgotten/learned items",
+    )
     for s in comp.summaries:
         cells = []
         for d in s.deltas:
             colour = "green" if d.ci_low > 0 else "red" if d.ci_high < 0 else "white"
             mark = "*" if d.is_target else ""
-            cells.append(f"[{colour}]{mark}{_pp(d.delta, (d.ci_low, d.ci_high))}[/] q={d.q_value:.2g} "
-                         f"−{d.forgotten}/+{d.learned}")
-        pareto = ("dominated by " + ", ".join(s.dominated_by)) if s.dominated_by else ("frontier" if s.gain is not None else "")
+            cells.append(
+                f"[{colour}]{mark}{_pp(d.delta, (d.ci_low, d.ci_high))}[/] q={d.q_value:.2g} "
+                f"−{d.forgotten}/+{d.learned}"
+            )
+        pareto = (
+            ("dominated by " + ", ".join(s.dominated_by))
+            if s.dominated_by
+            else ("frontier" if s.gain is not None else "")
+        )
         table.add_row(s.checkpoint, s.method, _pp(s.gain, s.gain_ci), _pp(s.drop, s.drop_ci), *cells, pareto)
     console.print(table)
     for s in comp.summaries:

@@ -32,8 +32,13 @@ if TYPE_CHECKING:
 
 PT_FORMAT = 1
 _TOKENIZER_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-    "vocab.json", "merges.txt", "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "generation_config.json",
 )
 
 
@@ -132,8 +137,13 @@ def save_pt(path: Path, model: Any, tokenizer: Any, metadata: dict[str, Any]) ->
     config = model.config.to_dict()
     config.pop("quantization_config", None)
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    blob = {"forgetbench_format": PT_FORMAT, "config": config, "tokenizer": tok_files, "state_dict": state,
-            "metadata": json.loads(json.dumps(metadata, default=str))}
+    blob = {
+        "forgetbench_format": PT_FORMAT,
+        "config": config,
+        "tokenizer": tok_files,
+        "state_dict": state,
+        "metadata": json.loads(json.dumps(metadata, default=str)),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp_path)

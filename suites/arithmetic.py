@@ -51,7 +51,12 @@ class Arithmetic(Suite):
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         q = item.data["question"]
-        return [{"role": "user", "content": f"{q}\nWork it out step by step and put the final number in \\boxed{{}}."}]
+        return [
+            {
+                "role": "user",
+                "content": f"{q}\nWork it out step by step and put the final number in \\boxed{{}}.",
+            }
+        ]
 
     def score(self, item: Item, completion: str) -> float:
         return float(numbers_equal(last_number(completion), item.data["answer"]))

@@ -54,7 +54,12 @@ class Capitals(Suite):
         return list(_items())
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": f"What is the capital of {item.data['country']}? Answer in one sentence."}]
+        return [
+            {
+                "role": "user",
+                "content": f"What is the capital of {item.data['country']}? Answer in one sentence.",
+            }
+        ]
 
     def score(self, item: Item, completion: str) -> float:
         return float(mentions(completion, [item.data["capital"]]))

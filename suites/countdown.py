@@ -83,7 +83,9 @@ def _generate(split: str) -> tuple[Item, ...]:
         if key in seen or key in other:
             continue
         seen.add(key)
-        items.append(Item(f"cd-{split}-{len(items):05d}", {"numbers": nums, "target": int(made[1]), "solution": made[0]}))
+        items.append(
+            Item(f"cd-{split}-{len(items):05d}", {"numbers": nums, "target": int(made[1]), "solution": made[0]})
+        )
     return tuple(items)
 
 

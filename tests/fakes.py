@@ -9,8 +9,14 @@ from pathlib import Path
 from harness.suites import get_suite, load_items
 
 
-def write_fake(path: Path, accuracy: dict[str, float], limit: int, seed: int = 0, latency_s: float = 0.0,
-               extra: dict[str, str] | None = None) -> Path:
+def write_fake(
+    path: Path,
+    accuracy: dict[str, float],
+    limit: int,
+    seed: int = 0,
+    latency_s: float = 0.0,
+    extra: dict[str, str] | None = None,
+) -> Path:
     """A fake model that answers each suite's first `limit` items correctly with the given probability."""
     rng = random.Random(seed)
     responses = {}

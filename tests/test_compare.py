@@ -11,19 +11,45 @@ from harness.compare import ComparisonError, benjamini_hochberg, compare, paired
 from harness.types import SuiteResult
 
 
-def sr(ckpt: str, suite: str, scores: list[float], version: str = "1", decoding: str = "d", ids=None, hashes=None,
-       area: str = "math") -> SuiteResult:
+def sr(
+    ckpt: str,
+    suite: str,
+    scores: list[float],
+    version: str = "1",
+    decoding: str = "d",
+    ids=None,
+    hashes=None,
+    area: str = "math",
+) -> SuiteResult:
     ids = tuple(ids or [f"{suite}-{i}" for i in range(len(scores))])
-    return SuiteResult(ckpt, f"fp-{ckpt}", suite, version, area, decoding, "fake@1", ids,
-                       tuple(hashes or [f"h{i}" for i in ids]), tuple(float(s) for s in scores),
-                       tuple(f"answer {s}" for s in scores))
+    return SuiteResult(
+        ckpt,
+        f"fp-{ckpt}",
+        suite,
+        version,
+        area,
+        decoding,
+        "fake@1",
+        ids,
+        tuple(hashes or [f"h{i}" for i in ids]),
+        tuple(float(s) for s in scores),
+        tuple(f"answer {s}" for s in scores),
+    )
 
 
 def test_gain_drop_hand_computed() -> None:
     # base: A 2/4 = 50, B 4/4 = 100, C 3/4 = 75; sft: A 4/4 (+50), B 2/4 (-50), C 2/4 (-25)
     results = {
-        "base": {"A": sr("base", "A", [1, 1, 0, 0]), "B": sr("base", "B", [1, 1, 1, 1]), "C": sr("base", "C", [1, 1, 1, 0])},
-        "sft": {"A": sr("sft", "A", [1, 1, 1, 1]), "B": sr("sft", "B", [1, 0, 1, 0]), "C": sr("sft", "C", [1, 0, 1, 0])},
+        "base": {
+            "A": sr("base", "A", [1, 1, 0, 0]),
+            "B": sr("base", "B", [1, 1, 1, 1]),
+            "C": sr("base", "C", [1, 1, 1, 0]),
+        },
+        "sft": {
+            "A": sr("sft", "A", [1, 1, 1, 1]),
+            "B": sr("sft", "B", [1, 0, 1, 0]),
+            "C": sr("sft", "C", [1, 0, 1, 0]),
+        },
     }
     comp = compare(results, "base", [("sft", "sft", ("A",))])
     s = comp.summaries[0]
@@ -74,8 +100,12 @@ def test_paired_p_values() -> None:
 
 @pytest.mark.parametrize(
     ("change", "needle"),
-    [({"version": "2"}, "suite version differs"), ({"decoding": "other"}, "decoding differs"),
-     ({"ids": ["A-0", "A-9"]}, "item set differs"), ({"hashes": ["h", "hA-1"]}, "prompt hash differs")],
+    [
+        ({"version": "2"}, "suite version differs"),
+        ({"decoding": "other"}, "decoding differs"),
+        ({"ids": ["A-0", "A-9"]}, "item set differs"),
+        ({"hashes": ["h", "hA-1"]}, "prompt hash differs"),
+    ],
 )
 def test_refuses_incomparable_runs(change: dict, needle: str) -> None:
     results = {"base": {"A": sr("base", "A", [1, 0])}, "x": {"A": sr("x", "A", [1, 1], **change)}}

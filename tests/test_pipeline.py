@@ -22,8 +22,13 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     write_fake(tmp_path / "base.fake.json", {"arithmetic": 0.5, "capitals": 0.7, "countdown": 0.1}, 20, seed=1)
     write_fake(tmp_path / "sft.fake.json", {"arithmetic": 0.2, "capitals": 0.4, "countdown": 0.9}, 20, seed=2)
-    write_fake(tmp_path / "grpo.fake.json", {"arithmetic": 0.5, "capitals": 0.7, "countdown": 0.7}, 20, seed=1,
-               extra={})
+    write_fake(
+        tmp_path / "grpo.fake.json",
+        {"arithmetic": 0.5, "capitals": 0.7, "countdown": 0.7},
+        20,
+        seed=1,
+        extra={},
+    )
     (tmp_path / "checkpoints.yaml").write_text(
         "default_suites: [arithmetic, capitals, countdown]\ncheckpoints:\n"
         "  - id: base\n    path: base.fake.json\n    method: base\n"
@@ -34,7 +39,9 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _compare(*ckpts: str, out: str = "out") -> object:
-    return runner.invoke(app, ["compare", *ckpts, "--engine", "fake", "--limit", "20", "--out", out, "--suites", SUITES])
+    return runner.invoke(
+        app, ["compare", *ckpts, "--engine", "fake", "--limit", "20", "--out", out, "--suites", SUITES]
+    )
 
 
 def _evaluated(ws: Path) -> set[str]:
@@ -103,8 +110,25 @@ def test_bad_input_is_one_line_and_nonzero(workspace: Path, args: list[str], nee
 
 def test_incomparable_runs_are_refused(workspace: Path) -> None:
     assert _compare("base", "sft").exit_code == 0
-    res = runner.invoke(app, ["compare", "base", "sft", "--engine", "fake", "--limit", "20", "--out", "o",
-                              "--suites", SUITES, "--max-new-tokens", "7", "--cached-only"])
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "base",
+            "sft",
+            "--engine",
+            "fake",
+            "--limit",
+            "20",
+            "--out",
+            "o",
+            "--suites",
+            SUITES,
+            "--max-new-tokens",
+            "7",
+            "--cached-only",
+        ],
+    )
     assert res.exit_code != 0 and "not in the store" in res.output
 
 

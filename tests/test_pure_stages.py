@@ -25,9 +25,23 @@ print('ok')
 
 
 def test_pure_stages_import_without_torch() -> None:
-    mods = ["harness.scoring", "harness.compare", "harness.report", "harness.gate", "harness.leaderboard",
-            "harness.table", "harness.types", "harness.store", "harness.evaluate", "harness.registry", "harness.cli",
-            "harness.suites", "harness.engines", "harness.engines.fake", "harness.simulate"]
+    mods = [
+        "harness.scoring",
+        "harness.compare",
+        "harness.report",
+        "harness.gate",
+        "harness.leaderboard",
+        "harness.table",
+        "harness.types",
+        "harness.store",
+        "harness.evaluate",
+        "harness.registry",
+        "harness.cli",
+        "harness.suites",
+        "harness.engines",
+        "harness.engines.fake",
+        "harness.simulate",
+    ]
     code = f"MODULES = {mods!r}\n" + BLOCK
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -22,12 +22,22 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("checkpoints:\n  - path: x.fake.json\n", "field 'id'"),
         ("checkpoints:\n  - id: a\n", "checkpoint 'a': field 'path' is required"),
         ("checkpoints:\n  - id: a\n    path: nope.gguf\n    method: magic\n", "field 'method'"),
-        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    base: ghost\n", "field 'base': unknown checkpoint 'ghost'"),
-        ("checkpoints:\n  - id: a\n    path: a.fake.json\n  - id: a\n    path: a.fake.json\n", "duplicate checkpoint id"),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    base: ghost\n",
+            "field 'base': unknown checkpoint 'ghost'",
+        ),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n  - id: a\n    path: a.fake.json\n",
+            "duplicate checkpoint id",
+        ),
         ("checkpoints:\n  - id: a\n    path: a.fake.json\n    hparams: {lr: fast}\n", "field 'hparams.lr'"),
         ("checkpoints:\n  - id: a\n    path: a.fake.json\n    colour: red\n", "unknown field(s) colour"),
         ("checkpoints:\n  - id: a\n    path: w.safetensors\n", "field 'base' is required"),
-        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    base: b\n  - id: b\n    path: a.fake.json\n    base: a\n", "cycle"),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    base: b\n"
+            "  - id: b\n    path: a.fake.json\n    base: a\n",
+            "cycle",
+        ),
         ("checkpoints: [\n", "not valid YAML"),
         ("checkpoints:\n  - id: a\n    path: /no/such/dir\n", "field 'path'"),
     ],
@@ -40,12 +50,17 @@ def test_registry_errors_name_entry_and_field(tmp_path: Path, body: str, needle:
 
 
 def test_valid_registry_and_lineage(tmp_path: Path) -> None:
-    reg = Registry.load(_write(tmp_path, (
-        "default_suites: [arithmetic]\ncheckpoints:\n"
-        "  - id: base\n    path: embedded:smollm2-135m-instruct\n    method: base\n"
-        "  - id: sft\n    path: sft.fake.json\n    base: base\n    method: sft\n    trained_on: countdown\n"
-        "    hparams: {lr: 1.0e-4, epochs: 2, seed: 0}\n"
-    )))
+    reg = Registry.load(
+        _write(
+            tmp_path,
+            (
+                "default_suites: [arithmetic]\ncheckpoints:\n"
+                "  - id: base\n    path: embedded:smollm2-135m-instruct\n    method: base\n"
+                "  - id: sft\n    path: sft.fake.json\n    base: base\n    method: sft\n    trained_on: countdown\n"
+                "    hparams: {lr: 1.0e-4, epochs: 2, seed: 0}\n"
+            ),
+        )
+    )
     sft = reg.resolve("sft")
     assert sft.trained_on == ("countdown",) and sft.hparams["lr"] == 1e-4 and sft.format == "fake"
     assert reg.parent(sft).id == "base" and reg.default_suites == ("arithmetic",)
@@ -66,8 +81,18 @@ def test_detect_format(tmp_path: Path) -> None:
 
 def test_append_entry_validates(tmp_path: Path) -> None:
     path = _write(tmp_path, "checkpoints:\n  - id: base\n    path: embedded:smollm2-135m-instruct\n")
-    append_entry(path, Checkpoint(id="sft", path="embedded:smollm2-135m-instruct", format="embedded", method="sft",
-                                  base="base", trained_on=("countdown",), hparams={"lr": 1e-5, "step": 10}))
+    append_entry(
+        path,
+        Checkpoint(
+            id="sft",
+            path="embedded:smollm2-135m-instruct",
+            format="embedded",
+            method="sft",
+            base="base",
+            trained_on=("countdown",),
+            hparams={"lr": 1e-5, "step": 10},
+        ),
+    )
     assert Registry.load(path).resolve("sft").hparams["step"] == 10
     with pytest.raises(RegistryError, match="already exists"):
         append_entry(path, Checkpoint(id="sft", path="x.fake.json", format="fake"))
@@ -117,11 +142,20 @@ def test_self_describing_pt_round_trip(tiny_model_dir: Path, tmp_path: Path) -> 
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    pt = save_pt(tmp_path / "m.pt", model, tok, {"method": "sft", "base": "tiny", "trained_on": ["countdown"],
-                                                 "hparams": {"lr": 1e-4}})
+    pt = save_pt(
+        tmp_path / "m.pt",
+        model,
+        tok,
+        {"method": "sft", "base": "tiny", "trained_on": ["countdown"], "hparams": {"lr": 1e-4}},
+    )
     reg = Registry([], ("arithmetic",), None)
     ckpt = reg.resolve(str(pt))
-    assert (ckpt.method, ckpt.base, ckpt.trained_on, ckpt.hparams["lr"]) == ("sft", "tiny", ("countdown",), 1e-4)
+    assert (ckpt.method, ckpt.base, ckpt.trained_on, ckpt.hparams["lr"]) == (
+        "sft",
+        "tiny",
+        ("countdown",),
+        1e-4,
+    )
     out = materialise(ckpt, reg)
     again = AutoModelForCausalLM.from_pretrained(out)
     for k, v in model.state_dict().items():
@@ -142,11 +176,14 @@ def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> Non
     state = {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}
     save_file(state, tmp_path / "w.safetensors")
     torch.save(state, tmp_path / "bare.pt")
-    yaml_path = _write(tmp_path, (
-        f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n"
-        f"  - id: st\n    path: {tmp_path / 'w.safetensors'}\n    base: tiny\n"
-        f"  - id: bare\n    path: {tmp_path / 'bare.pt'}\n    base: tiny\n"
-    ))
+    yaml_path = _write(
+        tmp_path,
+        (
+            f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n"
+            f"  - id: st\n    path: {tmp_path / 'w.safetensors'}\n    base: tiny\n"
+            f"  - id: bare\n    path: {tmp_path / 'bare.pt'}\n    base: tiny\n"
+        ),
+    )
     reg = Registry.load(yaml_path)
     for cid in ("st", "bare"):
         out = materialise(reg.resolve(cid), reg)

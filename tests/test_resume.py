@@ -16,10 +16,29 @@ from tests.fakes import write_fake
 def test_kill_and_resume(tmp_path: Path) -> None:
     write_fake(tmp_path / "slow.fake.json", {"arithmetic": 0.5}, 40, latency_s=0.4)
     env = os.environ | {"FORGETBENCH_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "harness.cli", "eval", "slow.fake.json", "--engine", "fake", "--suites",
-           "arithmetic", "--limit", "40", "--batch-size", "4"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "eval",
+        "slow.fake.json",
+        "--engine",
+        "fake",
+        "--suites",
+        "arithmetic",
+        "--limit",
+        "40",
+        "--batch-size",
+        "4",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     parts_dir = tmp_path / "reports" / "runs" / "records"
     deadline = time.time() + 60
     while time.time() < deadline and len(list(parts_dir.rglob("part-*.parquet"))) < 3:

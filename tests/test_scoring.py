@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from harness.scoring import countdown_correct, countdown_value, last_boxed, last_number, mentions, numbers_equal
+from harness.scoring import (
+    countdown_correct,
+    countdown_value,
+    last_boxed,
+    last_number,
+    mentions,
+    numbers_equal,
+)
 
 N, T = [3, 5, 7], 22  # (3 * 5) + 7
 
@@ -67,8 +74,13 @@ def test_adversarial_outputs_are_bounded(evil: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "boxed"),
-    [("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"), ("a \\boxed{1} b \\boxed{2}", "2"), ("none", None),
-     ("\\boxed{ 5 }", "5"), ("\\boxed{x} \\boxed{unclosed", "x")],
+    [
+        ("\\boxed{\\frac{\\sqrt{3}}{2}}", "\\frac{\\sqrt{3}}{2}"),
+        ("a \\boxed{1} b \\boxed{2}", "2"),
+        ("none", None),
+        ("\\boxed{ 5 }", "5"),
+        ("\\boxed{x} \\boxed{unclosed", "x"),
+    ],
 )
 def test_last_boxed(text: str, boxed: str | None) -> None:
     assert last_boxed(text) == boxed
@@ -76,8 +88,15 @@ def test_last_boxed(text: str, boxed: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("text", "gold", "ok"),
-    [("so 17 + 25 = 42", 42, True), ("\\boxed{1,234}", 1234, True), ("-7 is it", -7, True),
-     ("\\boxed{42} but 43", 42, True), ("42 or 43", 42, False), ("no number", 1, False), ("2.50", 2.5, True)],
+    [
+        ("so 17 + 25 = 42", 42, True),
+        ("\\boxed{1,234}", 1234, True),
+        ("-7 is it", -7, True),
+        ("\\boxed{42} but 43", 42, True),
+        ("42 or 43", 42, False),
+        ("no number", 1, False),
+        ("2.50", 2.5, True),
+    ],
 )
 def test_numbers(text: str, gold: int, ok: bool) -> None:
     assert numbers_equal(last_number(text), gold) is ok
@@ -85,8 +104,13 @@ def test_numbers(text: str, gold: int, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("text", "answers", "ok"),
-    [("The capital is Paris.", ["Paris"], True), ("São Tomé", ["Sao Tome"], True), ("Parisian food", ["Paris"], False),
-     ("It is ALUMINIUM", ["aluminum", "aluminium"], True), ("", ["Paris"], False)],
+    [
+        ("The capital is Paris.", ["Paris"], True),
+        ("São Tomé", ["Sao Tome"], True),
+        ("Parisian food", ["Paris"], False),
+        ("It is ALUMINIUM", ["aluminum", "aluminium"], True),
+        ("", ["Paris"], False),
+    ],
 )
 def test_mentions(text: str, answers: list[str], ok: bool) -> None:
     assert mentions(text, answers) is ok

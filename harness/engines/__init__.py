@@ -15,8 +15,11 @@ from pathlib import Path
 
 from harness.types import Completion, Decoding
 
-ENGINES = {"fake": "harness.engines.fake:FakeEngine", "hf": "harness.engines.hf:HFEngine",
-           "vllm": "harness.engines.vllm:VLLMEngine"}
+ENGINES = {
+    "fake": "harness.engines.fake:FakeEngine",
+    "hf": "harness.engines.hf:HFEngine",
+    "vllm": "harness.engines.vllm:VLLMEngine",
+}
 
 
 class EngineError(Exception):

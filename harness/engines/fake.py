@@ -78,4 +78,6 @@ class FakeEngine(Engine):
 
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
         # The scripted answer is the likeliest continuation; anything else is far less likely.
-        return [0.0 if self._answer(p).strip() == c.strip() else -10.0 for p, c in zip(prompts, continuations, strict=True)]
+        return [
+            0.0 if self._answer(p).strip() == c.strip() else -10.0 for p, c in zip(prompts, continuations, strict=True)
+        ]

@@ -1,6 +1,6 @@
 """The `hf` engine: transformers on CPU or GPU, batched, left-padded, length-sorted, per-row EOS stop.
 
-    python -c "from harness.engines.hf import HFEngine; e=HFEngine(); e.load('/tmp/tiny'); print(e.version)"
+python -c "from harness.engines.hf import HFEngine; e=HFEngine(); e.load('/tmp/tiny'); print(e.version)"
 """
 
 from __future__ import annotations
