@@ -231,9 +231,11 @@ def suites_cmd(counts: Annotated[bool, typer.Option(help="load each suite to cou
     """List suites with kind, area, version and size."""
     from rich.table import Table
 
-    from harness.suites import all_suites
+    from harness.suites import all_suites, unavailable_suites
 
     table = Table("suite", "kind", "area", "version", "items", "description")
+    for name, why in sorted(unavailable_suites().items()):
+        table.add_row(name, "", "", "", "unavailable", why)
     for name, s in sorted(all_suites().items()):
         try:
             size = str(len(s.load())) if counts else "-"

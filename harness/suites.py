@@ -88,26 +88,43 @@ class Suite:
 
 
 @cache
-def all_suites() -> dict[str, Suite]:
-    """Import every module in `suites/` and collect its SUITE; the file name is the suite name."""
+def _discover() -> tuple[dict[str, Suite], dict[str, str]]:
+    """Import every module in `suites/`; the file name is the suite name. A module that cannot be
+    imported (an optional package missing) is recorded with its reason instead of breaking the rest."""
     import suites as pkg
 
     found: dict[str, Suite] = {}
+    broken: dict[str, str] = {}
     for mod in pkgutil.iter_modules(pkg.__path__):
         if mod.name.startswith("_"):
             continue
-        module = importlib.import_module(f"suites.{mod.name}")
+        try:
+            module = importlib.import_module(f"suites.{mod.name}")
+        except ImportError as e:
+            broken[mod.name] = f"suites/{mod.name}.py needs a missing package: {e.name or e}"
+            continue
         suite = getattr(module, "SUITE", None)
         if suite is None:
             continue
         if suite.name != mod.name:
             raise SuiteError(f"suites/{mod.name}.py: SUITE.name is {suite.name!r}, must equal the file name")
         found[suite.name] = suite
-    return found
+    return found, broken
+
+
+def all_suites() -> dict[str, Suite]:
+    return _discover()[0]
+
+
+def unavailable_suites() -> dict[str, str]:
+    """Suites whose module could not be imported, with the reason."""
+    return _discover()[1]
 
 
 def get_suite(name: str) -> Suite:
-    suites = all_suites()
+    suites, broken = _discover()
+    if name in broken:
+        raise SuiteError(broken[name])
     if name not in suites:
         raise SuiteError(f"unknown suite {name!r}; known: {', '.join(sorted(suites))}")
     return suites[name]
