@@ -75,7 +75,7 @@ def test_logprobs_match_a_forward_pass(engine) -> None:
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         f_ids = tok(prompt + cont, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            logits = model(torch.tensor([f_ids])).logits[0].log_softmax(-1)
+            logits = model(torch.tensor([f_ids], device=engine.device)).logits[0].float().log_softmax(-1)
         want = sum(float(logits[i - 1, f_ids[i]]) for i in range(len(p_ids), len(f_ids)))
         assert lp == pytest.approx(want, abs=1e-4)
     assert all(lp < 0 for lp in lps)
