@@ -152,7 +152,7 @@ def _compare_and_write(
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.json", json.dumps(config, indent=1, default=str))
     html = render_html(comp, out / "report.html", config=config)
-    write_json(comp, out / "results.json")
+    write_json(comp, out / "results.json", config=config)
     write_parquet(comp, out / "results.parquet")
     err_console.print(f"report: {html}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 

@@ -172,6 +172,7 @@ def compare(
         "warnings": sorted(set(warnings)),
         "engines": sorted({r.engine for res in results.values() for r in res.values()}),
         "suite_versions": {s: results[base][s].suite_version for s in suites},
+        "areas": area,
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
     }

