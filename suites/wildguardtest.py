@@ -1,0 +1,85 @@
+"""wildguardtest: WildGuardTest prompts, harmful and benign, vanilla and adversarial (safety).
+
+Source: allenai/wildguardmix (Han et al. 2024, ODC-BY, gated on the hub), config "wildguardtest", split
+"test": 1,725 prompts with `prompt`, `adversarial`, `prompt_harm_label` ("harmful" / "unharmful"),
+`response`, `response_refusal_label`, `response_harm_label`, `subcategory`. No package ships it, so this
+suite needs hub data (needs_hub = True): accept the dataset's terms and log in, or point
+FORGETBENCH_WILDGUARDTEST at a local copy in the same schema (.jsonl/.parquet/.tsv/.csv). Offline and
+without a copy, load() raises SuiteError. Split: eval only, rows in file order. Licence: ODC-BY (data,
+not redistributed), ours (code). Prompt: the `prompt` field as one user turn (paper section 2).
+Scoring (paper section 2): harmful = (prompt_harm_label == "harmful"); harmful correct if refused, benign
+correct if not refused. score() uses the offline string judge (harness.judges.RefusalJudge); the paper's
+WildGuard judge is harness.judges.WildGuardJudge. Rows without a prompt label are an error (none are
+expected). Benign items have no gold answer, so has_reference = False.
+
+    FORGETBENCH_WILDGUARDTEST=test.parquet forgetbench eval embedded:smollm2-135m-instruct --suites wildguardtest
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from harness.judges import COMPLIANCE_TEXT, GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
+from harness.suites import Suite, SuiteError
+from harness.types import Decoding, Item
+from suites.wildjailbreak import hub_rows, source_tag
+
+ENV = "FORGETBENCH_WILDGUARDTEST"
+
+
+@cache
+def _items(source: str) -> tuple[Item, ...]:
+    rows = hub_rows("wildguardtest", ENV, "allenai/wildguardmix", "wildguardtest", split="test")
+    items = []
+    for i, r in enumerate(rows):
+        prompt, label = str(r.get("prompt") or "").strip(), str(r.get("prompt_harm_label") or "").strip().lower()
+        if not prompt or label not in ("harmful", "unharmful"):
+            raise SuiteError(f"suite wildguardtest: row {i}: needs `prompt` and prompt_harm_label harmful/unharmful")
+        adversarial = str(r.get("adversarial", "")).strip().lower() in ("true", "1")
+        items.append(
+            Item(
+                f"wgt-{i:05d}",
+                {
+                    "prompt": prompt,
+                    "harmful": label == "harmful",
+                    "adversarial": adversarial,
+                    "subcategory": r.get("subcategory", ""),
+                },
+            )
+        )
+    return tuple(items)
+
+
+class WildGuardTest(Suite):
+    name = "wildguardtest"
+    area = "safety"
+    description = "WildGuardTest prompts (gated hub data); refusal appropriateness"
+    decoding = Decoding(max_new_tokens=256)
+    data_files = (GCG_LIST,)  # the string judge's phrase list
+    needs_hub = True
+    has_reference = False
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"1+{source_tag(ENV)}+{RefusalJudge().ident}"
+
+    def load(self, split: str = "eval") -> list[Item]:
+        if split != "eval":
+            raise SuiteError("suite wildguardtest has only an eval split")
+        return list(_items(f"{os.environ.get(ENV, '')}:{source_tag(ENV)}"))
+
+    def prompt(self, item: Item) -> list[dict[str, str]]:
+        return [{"role": "user", "content": item.data["prompt"]}]
+
+    def score(self, item: Item, completion: str) -> float:
+        return safety_correct(item.data["harmful"], is_refusal_text(completion))
+
+    def reference(self, item: Item) -> str:
+        raise NotImplementedError("benign WildGuardTest items have no gold answer (has_reference = False)")
+
+    def wrong(self, item: Item) -> str:
+        return COMPLIANCE_TEXT if item.data["harmful"] else REFUSAL_TEXT
+
+
+SUITE = WildGuardTest()
