@@ -55,6 +55,10 @@ class Suite:
         """A completion that scores 1: the rendered gold answer (also the SFT target)."""
         raise NotImplementedError
 
+    def expert(self, item: Item) -> str:
+        """The SFT target for a training item (an expert solution); by default the rendered gold answer."""
+        return self.reference(item)
+
     def wrong(self, item: Item) -> str:
         """A completion that scores 0, for the contract test."""
         return "I do not know."

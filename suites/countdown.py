@@ -111,6 +111,12 @@ class Countdown(Suite):
         assert countdown_value(expr, item.data["numbers"]) == item.data["target"]
         return f"Combining the numbers: {expr} = {item.data['target']}.\n\\boxed{{{expr}}}"
 
+    def expert(self, item: Item) -> str:
+        """The solver's solution (exhaustive search), written as a short derivation then the boxed answer."""
+        d = item.data
+        expr = solve(d["numbers"], d["target"]) or d["solution"]
+        return f"Using each of {d['numbers']} once: {expr} = {d['target']}.\n\\boxed{{{expr}}}"
+
     def wrong(self, item: Item) -> str:
         n = item.data["numbers"]
         return f"\\boxed{{{' + '.join(map(str, n))} + 1000}}"
