@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from harness import gate, leaderboard
 from harness.table import print_comparison, print_scores
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what post-training gained and forgot.")
@@ -135,7 +136,7 @@ def _compare_and_write(
     t0 = time.perf_counter()
     results = evaluate(reg, ckpts, suite_objs, cfg, console=err_console, cached_only=cached_only)
     prompts = {
-        s.name: {it.id: (s.prompt(it)[-1]["content"], s.reference(it)) for it in load_items(s, cfg.limit)}
+        s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit)}
         for s in suite_objs
     }
     base = ckpts[0]
@@ -155,6 +156,13 @@ def _compare_and_write(
     write_json(comp, out / "results.json", config=config)
     write_parquet(comp, out / "results.parquet")
     err_console.print(f"report: {html}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
+
+
+def _reference(suite, item) -> str:
+    """The gold answer for the forgotten-items browser; suites without one (IFEval) show their checks."""
+    if not suite.has_reference:
+        return "(no reference answer: scored by the suite's checkers)"
+    return suite.reference(item)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -301,6 +309,11 @@ def simulate(
     from harness.simulate import cli_main
 
     raise typer.Exit(cli_main(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
+
+
+# Commands that live with their stage; their modules import torch only inside the command.
+gate.register(app)
+leaderboard.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m harness.cli`

@@ -47,7 +47,7 @@ def _aligned(base: SuiteResult, other: SuiteResult) -> tuple[np.ndarray, np.ndar
     return np.asarray(base.scores, float), np.asarray(other.scores, float)[order]
 
 
-def _boot_indices(suite: str, n: int, n_boot: int, seed: int) -> np.ndarray:
+def boot_indices(suite: str, n: int, n_boot: int, seed: int) -> np.ndarray:
     # One index matrix per suite, shared by every checkpoint: the CIs of gain/drop stay paired.
     sub = int.from_bytes(hashlib.sha256(suite.encode()).digest()[:4], "little")
     return np.random.default_rng([seed, sub]).integers(0, n, size=(n_boot, n), dtype=np.int32)
@@ -116,7 +116,7 @@ def compare(
             b_res, c_res = results[base][s], results[cid][s]
             warnings += check_comparable(b_res, c_res)
             b, c = _aligned(b_res, c_res)
-            idx = _boot_indices(s, b.size, n_boot, seed)
+            idx = boot_indices(s, b.size, n_boot, seed)
             d = c - b
             boot = d[idx].mean(axis=1) * 100
             boots[(cid, s)] = boot

@@ -1,0 +1,525 @@
+"""CI gate: exit non-zero when a candidate checkpoint forgets what its base could do.
+
+    forgetbench gate --base smollm2-135m --candidate my-sft --max-drop 2 --suites arithmetic,capitals --limit 200
+
+Exit codes: 0 pass, 1 regression, 2 could not decide (missing checkpoint, data, judge or records; a refused
+comparison; a bad config; any unexpected error). The gate fails closed: nothing missing ever passes.
+
+Decision rule (long form with a GitHub Actions example: docs/gate.md). All numbers are absolute points (0-100);
+drop = base score - candidate score, positive = forgetting.
+
+1. Per suite s (every selected suite, target or not): the paired test of compare (exact McNemar for 0/1
+   scores, sign-flip permutation otherwise) gives p_s; the q-values are Benjamini-Hochberg-adjusted over the
+   candidate's suites. Suite s is a REGRESSION when drop_s > threshold_s AND q_s <= alpha, where threshold_s
+   is `per_suite[s]`, else `max_suite_drop`.
+2. Overall: D = mean over non-target suites (those not in the candidate's trained_on; all suites when it has
+   none) of drop_s, the paper's "drop". Its p-value is a paired sign-flip permutation test of the same
+   suite-averaged statistic (per-item differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND
+   p_D <= alpha.
+3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes.
+4. Exit 1 when any of 1-2 is a regression, else 0. Pareto dominance by registered checkpoints (same base,
+   same trained_on, records already in the store: never evaluated here) is reported, never gated.
+
+Statistics: tests are of "no change" (the threshold is a separate condition); BH bounds false suite failures at
+alpha, the overall test adds about alpha/2 (only drops fail), so a candidate that changed nothing fails with
+probability <= 1.5 * alpha. Fixed seeds: the same records always give the same decision. alpha is in [0.001, 1).
+Thresholds come from defaults < the config file (`--config`, else ./forgetbench-gate.yaml if present) < flags.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import typer
+import yaml
+from rich.console import Console
+
+from harness.compare import boot_indices, paired_p_value
+from harness.types import Comparison, SuiteResult
+
+if TYPE_CHECKING:
+    from harness.evaluate import EvalConfig
+
+CONFIG_FILE = "forgetbench-gate.yaml"
+EXIT_PASS, EXIT_REGRESSION, EXIT_UNDECIDED = 0, 1, 2
+_CONFIG_KEYS = {"max_drop", "max_suite_drop", "per_suite", "alpha", "suites", "limit"}
+# Outputs of a successful run: removed when a later run in the same dir cannot decide, so no stale
+# report is ever read as this run's.
+_RESULT_FILES = ("config.json", "results.json", "results.parquet", "report.html")
+
+err_console = Console(stderr=True)
+
+
+class GateConfigError(Exception):
+    """The gate config file or a threshold is invalid (names the file and key)."""
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Thresholds and scope of the gate; saved into config.json next to its output."""
+
+    max_drop: float = 2.0  # overall drop (mean over non-target suites), points
+    max_suite_drop: float = 5.0  # any one suite, points, unless per_suite names it
+    per_suite: dict[str, float] = field(default_factory=dict)  # suite -> its own max drop (points)
+    alpha: float = 0.05  # significance: overall p and per-suite BH q must be <= alpha to fail
+    suites: tuple[str, ...] | None = None  # None = the registry's default_suites
+    limit: int | None = None  # first N items of every suite (fixes the item set)
+    source: str | None = None  # the config file these came from, for the record
+
+    def threshold(self, suite: str) -> float:
+        return self.per_suite.get(suite, self.max_suite_drop)
+
+
+def _number(value: Any, where: str, lo: float = 0.0, hi: float = math.inf, strict_hi: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < lo or value > hi or (strict_hi and value >= hi):
+        raise GateConfigError(f"{where}: must be a number in [{lo}, {hi}{')' if strict_hi else ']'}, got {value!r}")
+    return float(value)
+
+
+def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -> GateConfig:
+    """Defaults, then the YAML file (if any), then non-None overrides (command-line flags)."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except OSError as e:
+            raise GateConfigError(f"{path}: cannot read ({e.strerror or e})") from None
+        except yaml.YAMLError as e:
+            raise GateConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(raw, dict):
+            raise GateConfigError(f"{path}: top level must be a mapping of {', '.join(sorted(_CONFIG_KEYS))}")
+        unknown = set(raw) - _CONFIG_KEYS  # a typo must not silently fall back to a default
+        if unknown:
+            raise GateConfigError(f"{path}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
+    raw |= {k: v for k, v in (overrides or {}).items() if v is not None}
+    where = str(path) if path else "gate options"
+    kw: dict[str, Any] = {"source": str(path) if path else None}
+    for key in ("max_drop", "max_suite_drop"):
+        if key in raw:
+            kw[key] = _number(raw[key], f"{where}: {key}")
+    if "alpha" in raw:
+        # floor 0.001: the permutation tests resolve p down to ~1/4000 (see docs/gate.md)
+        kw["alpha"] = _number(raw["alpha"], f"{where}: alpha", 0.001, 1.0, strict_hi=True)
+    per = raw.get("per_suite") or {}
+    if not isinstance(per, dict):
+        raise GateConfigError(f"{where}: per_suite must map suite names to max drops (points)")
+    kw["per_suite"] = {str(s): _number(v, f"{where}: per_suite.{s}") for s, v in per.items()}
+    suites = raw.get("suites")
+    if isinstance(suites, str):
+        suites = [s.strip() for s in suites.split(",") if s.strip()]
+    if suites is not None:
+        if not isinstance(suites, list) or not suites or not all(isinstance(s, str) for s in suites):
+            raise GateConfigError(f"{where}: suites must be a non-empty list of suite names")
+        kw["suites"] = tuple(suites)
+    if raw.get("limit") is not None:
+        limit = raw["limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise GateConfigError(f"{where}: limit must be a positive integer, got {limit!r}")
+        kw["limit"] = limit
+    return GateConfig(**kw)
+
+
+# -- the decision (pure) ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gated quantity: a suite's drop, or the overall drop (suite == "overall")."""
+
+    suite: str
+    is_target: bool
+    n: int
+    base_score: float | None
+    score: float | None
+    drop: float
+    drop_ci: tuple[float, float]
+    p_value: float
+    q_value: float | None  # per-suite BH q; None for the overall drop (tested on its own p)
+    threshold: float
+    status: str  # pass | warn | fail
+    reason: str
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    base: str
+    candidate: str
+    exit_code: int
+    checks: tuple[Check, ...] = ()  # per suite, in suite order
+    overall: Check | None = None
+    gain: float | None = None
+    gain_ci: tuple[float, float] | None = None
+    trained_on: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    dominated_by: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    config: GateConfig = field(default_factory=GateConfig)
+
+    @property
+    def status(self) -> str:
+        return {EXIT_PASS: "pass", EXIT_REGRESSION: "regression"}.get(self.exit_code, "undecided")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"status": self.status}
+
+
+def overall_p_value(pairs: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0, n_perm: int = 4000) -> float:
+    """Two-sided paired test of mean over suites of mean(c - b): sign-flip permutation of item differences.
+
+    Each suite weighs 1/S whatever its size, like the drop itself; one suite reduces to compare's own test.
+    """
+    if len(pairs) == 1:
+        return paired_p_value(pairs[0][0], pairs[0][1], seed)
+    x = np.concatenate([(c - b) / (len(pairs) * b.size) for b, c in pairs])
+    x = x[x != 0]  # unchanged items contribute nothing under any sign
+    if x.size == 0:
+        return 1.0
+    obs = abs(x.sum()) - 1e-12
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for k in range(0, n_perm, 500):  # chunks bound memory for large suites
+        signs = rng.choice((-1.0, 1.0), size=(min(500, n_perm - k), x.size))
+        hits += int(np.sum(np.abs(signs @ x) >= obs))
+    return (hits + 1) / (n_perm + 1)
+
+
+def _aligned(base: SuiteResult, other: SuiteResult) -> tuple[np.ndarray, np.ndarray]:
+    pos = {i: k for k, i in enumerate(other.item_ids)}
+    return np.asarray(base.scores, float), np.asarray(other.scores, float)[[pos[i] for i in base.item_ids]]
+
+
+def decide(
+    comp: Comparison,
+    results: Mapping[str, Mapping[str, SuiteResult]],
+    cfg: GateConfig,
+    dominated_by: Sequence[str] = (),
+    notes: Sequence[str] = (),
+) -> GateDecision:
+    """Apply the rule to a comparison of exactly one candidate with its base (q-values over its suites)."""
+    if len(comp.summaries) != 1:
+        raise ValueError("the gate decides on a comparison of exactly one candidate")
+    summ = comp.summaries[0]
+    cand, base = summ.checkpoint, comp.base
+    checks, warnings = [], list(comp.meta.get("warnings", []))
+    for d in summ.deltas:
+        if d.n == 0:
+            raise ValueError(f"suite {d.suite}: no items to decide on")
+        drop, thr = -d.delta, cfg.threshold(d.suite)
+        status, reason = _verdict(drop, thr, d.q_value, cfg.alpha, "q", d.n)
+        if status == "warn":
+            warnings.append(f"{d.suite}: {reason}")
+        ci = (-d.ci_high, -d.ci_low)
+        checks.append(Check(d.suite, d.is_target, d.n, d.base_score, d.score, drop, ci, d.p_value, d.q_value, thr,
+                            status, reason))  # fmt: skip
+    non = [s for s in comp.suites if s not in summ.trained_on]
+    overall = None
+    if non:
+        pairs = [_aligned(results[base][s], results[cand][s]) for s in non]
+        drop = float(np.mean([-(c.mean() - b.mean()) * 100 for b, c in pairs]))
+        n_boot = int(comp.meta.get("n_boot", 1000))
+        seed = int(comp.meta.get("seed", 0))
+        # compare's own bootstrap indices: the CI equals the report's drop CI whenever that one exists
+        boot = -np.mean([(c - b)[boot_indices(s, b.size, n_boot, seed)].mean(axis=1) * 100
+                         for s, (b, c) in zip(non, pairs, strict=True)], axis=0)  # fmt: skip
+        p = overall_p_value(pairs, seed, max(4000, math.ceil(20 / cfg.alpha)))
+        n = sum(b.size for b, _ in pairs)
+        status, reason = _verdict(drop, cfg.max_drop, p, cfg.alpha, "p", n)
+        if status == "warn":
+            warnings.append(f"overall: {reason}")
+        ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+        overall = Check("overall", False, n, None, None, drop, ci, p, None, cfg.max_drop, status, reason)
+    else:
+        notes = [*notes, "every selected suite is a target suite: no overall drop to gate"]
+    unknown = sorted(set(cfg.per_suite) - set(comp.suites))
+    if unknown:
+        notes = [*notes, f"per_suite thresholds for suites not gated here: {', '.join(unknown)}"]
+    failed = any(c.status == "fail" for c in [*checks, *([overall] if overall else [])])
+    return GateDecision(
+        base=base,
+        candidate=cand,
+        exit_code=EXIT_REGRESSION if failed else EXIT_PASS,
+        checks=tuple(checks),
+        overall=overall,
+        gain=summ.gain,
+        gain_ci=summ.gain_ci,
+        trained_on=summ.trained_on,
+        warnings=tuple(warnings),
+        dominated_by=tuple(dominated_by),
+        notes=tuple([*summ.notes, *notes]),
+        config=cfg,
+    )
+
+
+def _verdict(drop: float, thr: float, sig: float, alpha: float, name: str, n: int) -> tuple[str, str]:
+    over, significant = drop > thr + 1e-9, sig <= alpha  # 1e-9: a drop exactly at the threshold passes
+    if over and significant:
+        return "fail", f"drop {drop:.1f} pp > {thr:g} pp and {name} = {sig:.2g} <= {alpha:g}"
+    if over:
+        return "warn", (
+            f"drop {drop:.1f} pp > {thr:g} pp but not significant ({name} = {sig:.2g} > {alpha:g}, n = {n}): "
+            "too few items to tell; raise --limit"
+        )
+    if drop > 0 and significant:
+        return "pass", f"significant drop {drop:.1f} pp within {thr:g} pp"
+    return "pass", f"drop {drop:.1f} pp <= {thr:g} pp" if drop > 0 else "no drop"
+
+
+# -- outputs for CI -----------------------------------------------------------------------------------------
+
+_ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
+
+
+def _md(text: object) -> str:
+    """A table cell: pipes and newlines would break the row; backticks would break code spans."""
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def _pp(x: float | None, ci: tuple[float, float] | None = None) -> str:
+    if x is None:
+        return "—"
+    # + 0.0 turns -0.0 into 0.0: a drop of "-0.0" reads like a gain
+    return f"{x + 0.0:+.1f}" + (f" [{ci[0] + 0.0:+.1f}, {ci[1] + 0.0:+.1f}]" if ci else "")
+
+
+def markdown(dec: GateDecision) -> str:
+    """The summary for a PR comment or $GITHUB_STEP_SUMMARY."""
+    title = {"pass": "✅ pass", "regression": "❌ regression", "undecided": "⛔ could not decide"}[dec.status]
+    out = [f"## forgetbench gate: {title}", "", f"Candidate `{_md(dec.candidate)}` vs base `{_md(dec.base)}`."]
+    if dec.error:
+        return "\n".join([*out, "", f"**Error:** {_md(dec.error)}", "", "Exit 2: the gate fails closed.", ""])
+    c = dec.config
+    if dec.overall:
+        o = dec.overall
+        out += ["", f"**Drop** (mean over non-target suites): **{_pp(o.drop, o.drop_ci)} pp** — max {c.max_drop:g} "
+                f"pp, p = {o.p_value:.2g} → {_ICON[o.status]} {o.status}"]  # fmt: skip
+    if dec.gain is not None:
+        out += ["", f"**Gain** on {', '.join(map(_md, dec.trained_on))}: {_pp(dec.gain, dec.gain_ci)} pp"]
+    out += ["", "| suite | n | base | candidate | drop (pp) [95% CI] | q | max drop | verdict |", "|---" * 8 + "|"]
+    for k in dec.checks:
+        name = f"{_md(k.suite)}{' (target)' if k.is_target else ''}"
+        out.append(
+            f"| {name} | {k.n} | {k.base_score:.1f} | {k.score:.1f} | {_pp(k.drop, k.drop_ci)} | {k.q_value:.2g} | "
+            f"{k.threshold:g} | {_ICON[k.status]} {k.status} |"
+        )
+    if dec.warnings:
+        out += ["", "**Warnings**", *[f"- {_md(w)}" for w in dec.warnings]]
+    if dec.dominated_by:
+        out += ["", f"**Pareto:** dominated by {', '.join(f'`{_md(d)}`' for d in dec.dominated_by)} "
+                "(>= gain and <= drop, one strictly)."]  # fmt: skip
+    if dec.notes:
+        out += ["", *[f"- {_md(n)}" for n in dec.notes]]
+    out += ["", f"<sub>Fails when a drop exceeds its threshold and is significant (per suite: BH q <= {c.alpha:g}; "
+            f"overall: p <= {c.alpha:g}). Points are absolute (0-100). Rule: docs/gate.md.</sub>", ""]  # fmt: skip
+    return "\n".join(out)
+
+
+def junit_xml(dec: GateDecision) -> str:
+    """One test case per suite plus one for the overall drop; regressions carry a <failure>."""
+    cases = [*dec.checks, *([dec.overall] if dec.overall else [])]
+    failures = sum(k.status == "fail" for k in cases)
+    errors = int(dec.error is not None)
+    tests = max(len(cases), 1)
+    attrs = {"name": "forgetbench-gate", "tests": str(tests), "failures": str(failures), "errors": str(errors)}
+    root = ET.Element("testsuites", attrs)
+    suite = ET.SubElement(root, "testsuite", attrs | {"skipped": "0", "time": "0"})
+    props = ET.SubElement(suite, "properties")
+    for key, value in (("base", dec.base), ("candidate", dec.candidate), ("alpha", f"{dec.config.alpha:g}")):
+        ET.SubElement(props, "property", {"name": key, "value": value})
+    classname = f"forgetbench.gate.{dec.candidate}"
+    if dec.error:
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "gate", "time": "0"})
+        ET.SubElement(case, "error", {"type": "undecided", "message": dec.error}).text = dec.error
+    for k in cases:
+        name = "overall drop" if k.suite == "overall" else k.suite
+        case = ET.SubElement(suite, "testcase", {"classname": classname, "name": name, "time": "0"})
+        if k.status == "fail":
+            ET.SubElement(case, "failure", {"type": "regression", "message": k.reason}).text = k.reason
+        sig = f"q={k.q_value:.3g}" if k.q_value is not None else f"p={k.p_value:.3g}"
+        text = f"{k.status}: {k.reason}; drop {_pp(k.drop, k.drop_ci)} pp, {sig}, n={k.n}"
+        ET.SubElement(case, "system-out").text = text
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(dec: GateDecision, out: Path) -> None:
+    """gate.md, junit.xml, gate.json; append the markdown to $GITHUB_STEP_SUMMARY when CI provides one."""
+    out.mkdir(parents=True, exist_ok=True)
+    if dec.error and (out / "gate.json").exists():
+        for name in _RESULT_FILES:
+            (out / name).unlink(missing_ok=True)
+    md = markdown(dec)
+    _write(out / "gate.md", md)
+    _write(out / "junit.xml", junit_xml(dec))
+    _write(out / "gate.json", json.dumps(dec.to_dict(), indent=1, sort_keys=True, default=str))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(md + "\n")
+
+
+# -- running it ---------------------------------------------------------------------------------------------
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    from harness.compare import ComparisonError
+    from harness.data import DataError
+    from harness.engines import EngineError
+    from harness.evaluate import MissingRecordsError
+    from harness.judges import JudgeError
+    from harness.registry import RegistryError
+    from harness.store import StoreError
+    from harness.suites import SuiteError
+
+    return (GateConfigError, RegistryError, SuiteError, DataError, JudgeError, EngineError, ComparisonError,
+            StoreError, MissingRecordsError, FileNotFoundError, NotImplementedError, ValueError)  # fmt: skip
+
+
+def run_gate(
+    base: str,
+    candidate: str,
+    cfg: GateConfig,
+    eval_cfg: EvalConfig,
+    registry_path: Path,
+    out: Path,
+    n_boot: int = 1000,
+    cached_only: bool = False,
+    console: Console | None = None,
+) -> GateDecision:
+    """Evaluate (what is not cached), compare, decide, write the report files; raises on anything missing."""
+    from harness.compare import ComparisonError, check_comparable
+    from harness.compare import compare as run_compare
+    from harness.evaluate import MissingRecordsError, evaluate
+    from harness.registry import Registry, RegistryError
+    from harness.report import render_html, write_json, write_parquet
+    from harness.suites import get_suite, load_items
+
+    console = console or err_console
+    reg = Registry.load(registry_path)
+    b, c = reg.resolve(base), reg.resolve(candidate)
+    if base == candidate:
+        raise GateConfigError(f"--base and --candidate are the same checkpoint ({base})")
+    if c.id == b.id:  # two files with the same name: keep both, distinctly named
+        c = replace(c, id=f"{c.id}-candidate")
+    for name in cfg.per_suite:
+        get_suite(name)  # a misspelt override is an error, not a silently ungated suite
+    suites = [get_suite(n) for n in (cfg.suites or reg.default_suites)]
+    results = evaluate(reg, [b, c], suites, eval_cfg, console=console, cached_only=cached_only)
+    prompts = {
+        s.name: {it.id: (s.prompt(it)[-1]["content"], s.reference(it) if s.has_reference else "")
+                 for it in load_items(s, eval_cfg.limit)}
+        for s in suites
+    }  # fmt: skip
+    comp = run_compare(results, b.id, [(c.id, c.method, c.trained_on)], prompts, n_boot=n_boot)
+    # Pareto peers: registered children of the same base trained for the same suites, from the store only.
+    notes, peers = [], []
+    for p in reg.by_id.values():
+        if p.id in (b.id, c.id) or p.base != b.id or not p.trained_on or set(p.trained_on) != set(c.trained_on):
+            continue
+        try:
+            res = evaluate(reg, [p], suites, eval_cfg, console=console, cached_only=True)
+            for s in suites:
+                check_comparable(results[b.id][s.name], res[p.id][s.name])
+        except (MissingRecordsError, RegistryError, ComparisonError, FileNotFoundError) as e:
+            notes.append(f"Pareto: skipped {p.id} ({e})")
+            continue
+        results[p.id] = res[p.id]
+        peers.append((p.id, p.method, p.trained_on))
+    dominated = comp.summaries[0].dominated_by
+    if peers:
+        everyone = run_compare(results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot)
+        dominated = everyone.summaries[0].dominated_by
+    dec = decide(comp, {k: results[k] for k in (b.id, c.id)}, cfg, dominated, notes)
+    config = {
+        "checkpoints": [base, candidate],
+        "suites": [s.name for s in suites],
+        "registry": str(reg.source or ""),
+        "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(eval_cfg).items()},
+        "n_boot": n_boot,
+        "lineage": {k.id: k.to_dict() for k in (b, c)},
+        "gate": asdict(cfg),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        _write(out / "config.json", json.dumps(config, indent=1, default=str))
+        render_html(comp, out / "report.html", config=config)
+        write_json(comp, out / "results.json", config=config)
+        write_parquet(comp, out / "results.parquet")
+    except BaseException:
+        for name in _RESULT_FILES:  # nothing half-written: a partial set would read as this run's result
+            (out / name).unlink(missing_ok=True)
+        raise
+    write_outputs(dec, out)
+    return dec
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.rsplit("/", 1)[-1])[:40] or "x"
+
+
+def gate_cmd(
+    base: Annotated[str, typer.Option("--base", help="base checkpoint: registry id or path")],
+    candidate: Annotated[str, typer.Option("--candidate", help="checkpoint to gate: registry id or path")],
+    max_drop: Annotated[float | None, typer.Option(help="max overall drop, points (default 2)")] = None,
+    max_suite_drop: Annotated[float | None, typer.Option(help="max drop on any one suite, points (default 5)")] = None,
+    alpha: Annotated[float | None, typer.Option(help="significance level for p / BH q (default 0.05)")] = None,
+    suites: Annotated[str | None, typer.Option(help="comma-separated suites (default: config, else registry)")] = None,
+    config: Annotated[Path | None, typer.Option(help=f"gate config YAML (default ./{CONFIG_FILE} if present)")] = None,
+    limit: Annotated[int | None, typer.Option(help="first N items of every suite")] = None,
+    engine: Annotated[str, typer.Option(help="fake | hf | vllm")] = "hf",
+    out: Annotated[Path | None, typer.Option(help="output dir (default reports/gate-<base>-<candidate>)")] = None,
+    registry: Annotated[Path, typer.Option(help="checkpoints.yaml to resolve ids from")] = Path("checkpoints.yaml"),
+    runs_dir: Annotated[Path, typer.Option(help="record store")] = Path("reports/runs"),
+    batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
+    max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
+    dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
+    n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 1000,
+    cached_only: Annotated[bool, typer.Option(help="never load a model: missing records = exit 2")] = False,
+) -> None:
+    """CI gate: exit 0 pass, 1 significant forgetting beyond the threshold, 2 could not decide."""
+    out = out or Path("reports") / f"gate-{_slug(base)}-{_slug(candidate)}"
+    cfg = GateConfig()
+    try:
+        if config is None and Path(CONFIG_FILE).exists():
+            config = Path(CONFIG_FILE)
+        flags = {"max_drop": max_drop, "max_suite_drop": max_suite_drop, "alpha": alpha, "limit": limit}
+        cfg = load_config(config, flags | {"suites": suites})
+        from harness.evaluate import EvalConfig
+
+        ev = EvalConfig(engine=engine, limit=cfg.limit, runs_dir=runs_dir, batch_size=batch_size,
+                        max_new_tokens=max_new_tokens, dtype=dtype)  # fmt: skip
+        dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
+    except Exception as e:  # fail closed: whatever went wrong, the answer is "could not decide", never a pass
+        known = isinstance(e, _errors())
+        msg = str(e).splitlines()[0] if known and str(e) else f"internal error: {type(e).__name__}: {e}"
+        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        dec = GateDecision(base=base, candidate=candidate, exit_code=EXIT_UNDECIDED, error=msg, config=cfg)
+        try:
+            write_outputs(dec, out)
+        except OSError as w:
+            err_console.print(f"[bold red]error:[/] cannot write {out}: {w}", highlight=False)
+    typer.echo(markdown(dec))
+    if dec.exit_code != EXIT_UNDECIDED:
+        err_console.print(f"gate: {dec.status}  ({out / 'gate.md'}, {out / 'junit.xml'}, {out / 'report.html'})")
+    raise typer.Exit(dec.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gate` to a typer app (the main CLI wires it in)."""
+    app.command("gate")(gate_cmd)
