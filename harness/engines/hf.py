@@ -127,8 +127,12 @@ class HFEngine(Engine):
             k = text.find(s)
             if k >= 0:
                 text, reason = text[:k], "stop"
-        # A row that ended by EOS before max_new_tokens was padded: count only real tokens.
-        return Completion(text=text, finish_reason=reason, n_tokens=n if reason == "stop" else len(tokens))
+        # A row that ended (by EOS or a stop string) before the rest of its batch was padded: count only the
+        # tokens it really generated.
+        real = len(tokens)
+        while real and tokens[real - 1] == self.tokenizer.pad_token_id:
+            real -= 1
+        return Completion(text=text, finish_reason=reason, n_tokens=min(n, real))
 
     @torch.no_grad()
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
