@@ -19,6 +19,7 @@ from rich.console import Console
 
 from harness import gate, leaderboard
 from harness.table import print_comparison, print_scores
+from harness.train import cli as train_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what post-training gained and forgot.")
 out_console = Console()
@@ -312,6 +313,7 @@ def simulate(
 
 
 # Commands that live with their stage; their modules import torch only inside the command.
+train_cli.register(app)
 gate.register(app)
 leaderboard.register(app)
 
