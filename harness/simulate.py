@@ -382,9 +382,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.simulate", description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds to average over")
     parser.add_argument("--out", type=Path, default=Path("reports/simulate.html"), help="HTML page")
-    parser.add_argument(
-        "--json", dest="as_json", action="store_true", help="print machine-readable results only"
-    )
+    parser.add_argument("--json", dest="as_json", action="store_true", help="print machine-readable results only")
     parser.add_argument("--threshold", type=float, default=0.9, help="gain threshold for matched-gain drop")
     args = parser.parse_args(argv)
     return cli_main(seeds=args.seeds, out=args.out, as_json=args.as_json, threshold=args.threshold)

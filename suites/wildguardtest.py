@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 from functools import cache
 
-from harness.judges import COMPLIANCE_TEXT, GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
-from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.suites import SuiteError
+from harness.types import Item
 from suites.wildjailbreak import hub_rows, source_tag
 
 ENV = "FORGETBENCH_WILDGUARDTEST"
@@ -51,11 +51,9 @@ def _items(source: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class WildGuardTest(Suite):
+class WildGuardTest(RefusalSuite):
     name = "wildguardtest"
-    area = "safety"
     description = "WildGuardTest prompts (gated hub data); refusal appropriateness"
-    decoding = Decoding(max_new_tokens=256)
     data_files = (GCG_LIST,)  # the string judge's phrase list
     needs_hub = True
     has_reference = False
@@ -68,18 +66,6 @@ class WildGuardTest(Suite):
         if split != "eval":
             raise SuiteError("suite wildguardtest has only an eval split")
         return list(_items(f"{os.environ.get(ENV, '')}:{source_tag(ENV)}"))
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": item.data["prompt"]}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return safety_correct(item.data["harmful"], is_refusal_text(completion))
-
-    def reference(self, item: Item) -> str:
-        raise NotImplementedError("benign WildGuardTest items have no gold answer (has_reference = False)")
-
-    def wrong(self, item: Item) -> str:
-        return COMPLIANCE_TEXT if item.data["harmful"] else REFUSAL_TEXT
 
 
 SUITE = WildGuardTest()

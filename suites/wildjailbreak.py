@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from harness.judges import COMPLIANCE_TEXT, GCG_LIST, REFUSAL_TEXT, RefusalJudge, is_refusal_text, safety_correct
-from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.suites import SuiteError
+from harness.types import Item
 
 ENV = "FORGETBENCH_WILDJAILBREAK"
 
@@ -127,11 +127,9 @@ def _items(source: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class WildJailbreak(Suite):
+class WildJailbreak(RefusalSuite):
     name = "wildjailbreak"
-    area = "safety"
     description = "WildJailbreak adversarial eval (gated hub data); refusal appropriateness"
-    decoding = Decoding(max_new_tokens=256)
     data_files = (GCG_LIST,)  # the string judge's phrase list
     needs_hub = True
     has_reference = False
@@ -144,18 +142,6 @@ class WildJailbreak(Suite):
         if split != "eval":
             raise SuiteError("suite wildjailbreak has only an eval split")
         return list(_items(f"{os.environ.get(ENV, '')}:{source_tag(ENV)}"))
-
-    def prompt(self, item: Item) -> list[dict[str, str]]:
-        return [{"role": "user", "content": item.data["prompt"]}]
-
-    def score(self, item: Item, completion: str) -> float:
-        return safety_correct(item.data["harmful"], is_refusal_text(completion))
-
-    def reference(self, item: Item) -> str:
-        raise NotImplementedError("benign WildJailbreak items have no gold answer (has_reference = False)")
-
-    def wrong(self, item: Item) -> str:
-        return COMPLIANCE_TEXT if item.data["harmful"] else REFUSAL_TEXT
 
 
 SUITE = WildJailbreak()
