@@ -29,38 +29,40 @@ def print_scores(console: Console, results: Mapping[str, Mapping[str, SuiteResul
 
 
 def print_comparison(console: Console, comp: Comparison) -> None:
-    """Scores per suite, then gain/drop with 95% CIs and per-suite deltas (q = BH-adjusted p)."""
-    scores = Table("checkpoint", *comp.suites, title=f"scores (points); base = {comp.base}")
-    for cid, row in comp.scores.items():
-        scores.add_row(cid, *[f"{row.get(s, float('nan')):.1f}" for s in comp.suites])
-    console.print(scores)
-    if not comp.summaries:
-        return
-    table = Table(
-        "checkpoint",
-        "method",
-        "gain [95% CI]",
-        "drop [95% CI]",
-        *comp.suites,
-        "pareto",
-        title="vs base: Δ points [95% CI]; * = target suite; forgotten/learned items",
-    )
-    for s in comp.summaries:
+    """Per-suite scores and deltas (suites as rows, so ten suites still fit a terminal), then gain/drop with
+    95% CIs and the Pareto status per checkpoint. q = BH-adjusted p; −forgotten/+learned item counts."""
+    cands = [s.checkpoint for s in comp.summaries]
+    by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
+    title = f"scores (points); base = {comp.base}" + ("; Δ vs base [95% CI], * = target suite" if cands else "")
+    table = Table("suite", comp.base, *cands, title=title)
+    for suite in comp.suites:
         cells = []
-        for d in s.deltas:
+        for cid in cands:
+            d = by.get((cid, suite))
+            if d is None:
+                cells.append("")
+                continue
             colour = "green" if d.ci_low > 0 else "red" if d.ci_high < 0 else "white"
             mark = "*" if d.is_target else ""
             cells.append(
-                f"[{colour}]{mark}{_pp(d.delta, (d.ci_low, d.ci_high))}[/] q={d.q_value:.2g} "
-                f"−{d.forgotten}/+{d.learned}"
+                f"{d.score:.1f} [{colour}]{mark}{_pp(d.delta, (d.ci_low, d.ci_high))}[/]\n"
+                f"[dim]q={d.q_value:.2g} −{d.forgotten}/+{d.learned}[/]"
             )
+        table.add_row(suite, f"{comp.scores.get(comp.base, {}).get(suite, float('nan')):.1f}", *cells)
+    console.print(table)
+    if not comp.summaries:
+        return
+    summary = Table("checkpoint", "method", "trained on", "gain [95% CI]", "drop [95% CI]", "pareto", title="vs base")
+    for s in comp.summaries:
         pareto = (
             ("dominated by " + ", ".join(s.dominated_by))
             if s.dominated_by
             else ("frontier" if s.gain is not None else "")
         )
-        table.add_row(s.checkpoint, s.method, _pp(s.gain, s.gain_ci), _pp(s.drop, s.drop_ci), *cells, pareto)
-    console.print(table)
+        summary.add_row(
+            s.checkpoint, s.method, ", ".join(s.trained_on), _pp(s.gain, s.gain_ci), _pp(s.drop, s.drop_ci), pareto
+        )
+    console.print(summary)
     for s in comp.summaries:
         for note in s.notes:
             console.print(f"[dim]{s.checkpoint}: {note}[/]")
