@@ -35,6 +35,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from harness.compare import pareto_dominators
+from harness.report import error_bars
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, Delta, ForgottenItem, stable_hash
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -313,8 +314,8 @@ def frontier_figure(g: Group) -> dict[str, Any] | None:
                 "customdata": [", ".join(e.trained_on) for e in grp],
                 "textposition": "top center",
                 "marker": {"size": 11, "symbol": ["x" if e.dominated_by else "circle" for e in grp]},
-                "error_x": _err([e.drop for e in grp], [e.drop_ci for e in grp]),
-                "error_y": _err([e.gain for e in grp], [e.gain_ci for e in grp]),
+                "error_x": error_bars([e.drop for e in grp], [e.drop_ci for e in grp]),
+                "error_y": error_bars([e.gain for e in grp], [e.gain_ci for e in grp]),
                 "hovertemplate": "%{text}<br>trained on %{customdata}<br>gain %{y:.1f}, drop %{x:.1f}<extra></extra>",
             }
         )
@@ -329,12 +330,6 @@ def frontier_figure(g: Group) -> dict[str, Any] | None:
         "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
     }
     return {"data": traces, "layout": layout}
-
-
-def _err(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
-    plus = [round(ci[1] - v, 4) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
-    minus = [round(v - ci[0], 4) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
-    return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1}
 
 
 def _env() -> Environment:

@@ -133,8 +133,8 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
                 "customdata": [s.method for s in group],
                 "textposition": "top center",
                 "marker": {"size": 12, "symbol": "x" if dominated else "circle"},
-                "error_x": _err([s.drop for s in group], [s.drop_ci for s in group]),
-                "error_y": _err([s.gain for s in group], [s.gain_ci for s in group]),
+                "error_x": error_bars([s.drop for s in group], [s.drop_ci for s in group]),
+                "error_y": error_bars([s.gain for s in group], [s.gain_ci for s in group]),
                 "hovertemplate": "%{text} (%{customdata})<br>gain %{y:.1f}, drop %{x:.1f}<extra></extra>",
             }
         )
@@ -172,7 +172,8 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
     return {"data": traces, "layout": layout}
 
 
-def _err(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
+def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
+    """Asymmetric plotly error bars from (value, CI) pairs; no CI draws none."""
     plus = [_finite(ci[1] - v) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
     minus = [_finite(v - ci[0]) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
     return {"type": "data", "symmetric": False, "array": plus, "arrayminus": minus, "thickness": 1}

@@ -17,13 +17,11 @@ expected). Benign items have no gold answer, so has_reference = False.
 
 from __future__ import annotations
 
-import os
 from functools import cache
 
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
-from suites.wildjailbreak import hub_rows, source_tag
+from suites.wildjailbreak import HubRefusalSuite, hub_rows
 
 ENV = "FORGETBENCH_WILDGUARDTEST"
 
@@ -51,21 +49,13 @@ def _items(source: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class WildGuardTest(RefusalSuite):
+class WildGuardTest(HubRefusalSuite):
     name = "wildguardtest"
     description = "WildGuardTest prompts (gated hub data); refusal appropriateness"
-    data_files = (GCG_LIST,)  # the string judge's phrase list
-    needs_hub = True
-    has_reference = False
+    env = ENV
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_tag(ENV)}+{RefusalJudge().ident}"
-
-    def load(self, split: str = "eval") -> list[Item]:
-        if split != "eval":
-            raise SuiteError("suite wildguardtest has only an eval split")
-        return list(_items(f"{os.environ.get(ENV, '')}:{source_tag(ENV)}"))
+    def rows(self, source: str) -> tuple[Item, ...]:
+        return _items(source)
 
 
 SUITE = WildGuardTest()

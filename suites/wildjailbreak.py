@@ -24,7 +24,7 @@ import os
 import socket
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
@@ -127,21 +127,34 @@ def _items(source: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
-class WildJailbreak(RefusalSuite):
-    name = "wildjailbreak"
-    description = "WildJailbreak adversarial eval (gated hub data); refusal appropriateness"
+class HubRefusalSuite(RefusalSuite):
+    """A gated safety dataset: rows from the hub or a local copy named by `env`; refusal-judged."""
+
+    env: ClassVar[str]  # FORGETBENCH_<SUITE>: unset/"hub" = the hub, else a local .jsonl/.parquet copy
     data_files = (GCG_LIST,)  # the string judge's phrase list
     needs_hub = True
     has_reference = False
 
     @property
     def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_tag(ENV)}+{RefusalJudge().ident}"
+        return f"1+{source_tag(self.env)}+{RefusalJudge().ident}"
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
-            raise SuiteError("suite wildjailbreak has only an eval split")
-        return list(_items(f"{os.environ.get(ENV, '')}:{source_tag(ENV)}"))
+            raise SuiteError(f"suite {self.name} has only an eval split")
+        return list(self.rows(f"{os.environ.get(self.env, '')}:{source_tag(self.env)}"))
+
+    def rows(self, source: str) -> tuple[Item, ...]:
+        raise NotImplementedError
+
+
+class WildJailbreak(HubRefusalSuite):
+    name = "wildjailbreak"
+    description = "WildJailbreak adversarial eval (gated hub data); refusal appropriateness"
+    env = ENV
+
+    def rows(self, source: str) -> tuple[Item, ...]:
+        return _items(source)
 
 
 SUITE = WildJailbreak()
