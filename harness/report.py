@@ -138,14 +138,18 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
                 "hovertemplate": "%{text} (%{customdata})<br>gain %{y:.1f}, drop %{x:.1f}<extra></extra>",
             }
         )
-    frontier = sorted((s for s in pts if not s.dominated_by), key=lambda s: s.drop)
+    # The frontier joins the non-dominated points, the base (0, 0) included unless a checkpoint dominates it.
+    frontier = [(s.drop, s.gain) for s in pts if not s.dominated_by]
+    if not any(g >= 0 and d <= 0 and (g > 0 or d < 0) for s in pts for d, g in [(s.drop, s.gain)]):
+        frontier.append((0.0, 0.0))
+    frontier.sort()
     traces.append(
         {
             "type": "scatter",
             "mode": "lines",
             "name": "frontier",
-            "x": [0.0] + [_finite(s.drop) for s in frontier if s.drop >= 0],
-            "y": [0.0] + [_finite(s.gain) for s in frontier if s.drop >= 0],
+            "x": [_finite(d) for d, _ in frontier],
+            "y": [_finite(g) for _, g in frontier],
             "line": {"dash": "dot", "color": "#888"},
             "hoverinfo": "skip",
         }

@@ -85,6 +85,8 @@ def test_report_has_all_parts(tmp_path: Path) -> None:
     assert heat["y"] == ["sft"] and heat["x"] == ["arithmetic", "countdown"]
     assert heat["z"][0][0] == pytest.approx(-66.6667, abs=1e-3)  # 30 right -> 10 right
     assert heat["z"][0][1] == pytest.approx(83.3333, abs=1e-3)
+    line = next(t for t in figs["frontier"]["data"] if t["name"] == "frontier")
+    assert line["x"] == [0.0, pytest.approx(66.6667, abs=1e-3)]  # base (0, 0), then sft: neither dominates
     sft = comp.summaries[0]
     assert sft.gain == pytest.approx(83.3333, abs=1e-3) and sft.drop == pytest.approx(66.6667, abs=1e-3)
     assert html.count('class="item"') == 20  # the 20 forgotten arithmetic items, all browsable
