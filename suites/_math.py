@@ -10,7 +10,7 @@ from typing import ClassVar
 from harness.mathcheck import answers_match, mode_from_env, mode_version
 from harness.suites import Suite, SuiteError
 from harness.types import Item
-from suites.mmlu import source_version
+from suites._olmo import source_version
 
 PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap your final answer in $\\boxed{{ }}$."
 

