@@ -60,6 +60,7 @@ class Checkpoint:
             "hparams": dict(self.hparams),
             "chat_template": self.chat_template,
             "system_prompt": self.system_prompt,
+            "notes": self.notes,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 

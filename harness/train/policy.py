@@ -126,6 +126,8 @@ class Saver:
     ) -> None:
         self.cfg, self.base, self.name, self.out, self.tokenizer, self.chat = cfg, base, name, out, tokenizer, chat
         self.saved: list[Checkpoint] = []
+        # RL runs set this before the final save: {"steps", "no_signal_steps", "mostly_no_signal"}.
+        self.signal: dict[str, Any] | None = None
 
     def wants(self, step: int) -> bool:
         every = self.cfg.save_every
@@ -137,7 +139,18 @@ class Saver:
         hp: dict[str, Any] = {"lr": self.cfg.lr, "epochs": self.cfg.epochs, "seed": self.cfg.seed, "step": step}
         hp |= {"batch_size": self.cfg.batch_size, "lora_r": self.cfg.lora_r}
         hp |= {k: getattr(self.cfg, k) for k in sorted(own)}
+        if self.signal is not None:
+            hp |= {"no_signal_steps": self.signal["no_signal_steps"], "rl_steps": self.signal["steps"]}
         return {k: v for k, v in hp.items() if v is not None}
+
+    def notes(self) -> str:
+        notes = [] if self.base.registered else [f"trained from {self.base.ckpt.path}"]
+        if self.signal and self.signal["mostly_no_signal"]:
+            notes.append(
+                f"NO LEARNING SIGNAL: {self.signal['no_signal_steps']} of {self.signal['steps']} steps had equal "
+                "rewards in every group"
+            )
+        return "; ".join(notes)
 
     def save(self, model: torch.nn.Module, step: int, final: bool, stats: dict[str, Any]) -> Checkpoint:
         cid = self.name if final else f"{self.name}-step{step}"
@@ -152,6 +165,7 @@ class Saver:
             "system_prompt": self.base.ckpt.system_prompt,
             # Timings vary run to run; leaving them out keeps a re-run byte-identical (evaluation cache hits).
             "stats": {k: v for k, v in stats.items() if k not in _TIMINGS},
+            "notes": self.notes(),
         }
         save_pt(path, _Merged(model), self.tokenizer, meta)
         if self.cfg.save_hf:
@@ -165,7 +179,7 @@ class Saver:
             trained_on=(self.cfg.suite,),
             hparams=self.hparams(step),
             system_prompt=self.base.ckpt.system_prompt,
-            notes="" if self.base.registered else f"trained from {self.base.ckpt.path}",
+            notes=self.notes(),
         )
         if self.cfg.register:
             append_entry(self.cfg.registry, ckpt)

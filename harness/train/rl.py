@@ -71,7 +71,10 @@ def rl_step(s: Session, ref: Reference | None, prompts: list[Item], step: int, t
 
     # 2. Rewards come from the suite's own score (rollout.reward); advantages per group.
     rewards = torch.tensor([r.reward for _, _, r in rows], dtype=torch.float32).view(len(mine), g)
-    adv = group_advantages(rewards, cfg.advantage).flatten().tolist()
+    adv_t = group_advantages(rewards, cfg.advantage)
+    adv = adv_t.flatten().tolist()
+    # A group whose advantages are all 0 teaches nothing (equal rewards under GRPO, all-zero under REINFORCE).
+    n_signal = int((adv_t != 0).any(dim=1).sum())
     examples = [
         s.fmt.example(encoded[j // g][1], out.text, finished=out.finish_reason == "stop", weight=adv[j])
         for j, (_, out, _) in enumerate(rows)
@@ -116,8 +119,10 @@ def rl_step(s: Session, ref: Reference | None, prompts: list[Item], step: int, t
     logged = gather_object([r for _, _, r in rows])
     if s.acc.is_main_process:
         s.rollouts.write(logged)
-    sums = torch.tensor([loss_sum, kl_sum, k2_sum, n_tok, sum(r.n_tokens for _, _, r in rows)], device=s.acc.device)
-    loss_all, kl_all, k2_all, tok_all, gen_all = s.acc.reduce(sums, "sum").tolist()
+    sums = [loss_sum, kl_sum, k2_sum, n_tok, sum(r.n_tokens for _, _, r in rows), n_signal, len(mine)]
+    loss_all, kl_all, k2_all, tok_all, gen_all, signal_all, groups_all = s.acc.reduce(
+        torch.tensor(sums, device=s.acc.device), "sum"
+    ).tolist()
     rewards_all = [r.reward for r in logged]
     stats: dict[str, Any] = {
         "loss": loss_all / n_seq,
@@ -125,6 +130,8 @@ def rl_step(s: Session, ref: Reference | None, prompts: list[Item], step: int, t
         "truncated": sum(r.finish_reason != "stop" for r in logged) / len(logged),
         "lr": lr,
         "grad_norm": grad_norm,
+        "signal_groups": signal_all / max(groups_all, 1),  # fraction of groups with a non-zero advantage
+        "no_signal": int(signal_all == 0),  # the policy-gradient term was exactly 0 this step
         "gen_tok_s": gen_all / max(t_gen, 1e-9),
         "sync_gap": gap,
         "seconds": time.perf_counter() - t0,
@@ -148,6 +155,7 @@ def train_rl(s: Session) -> None:
     ref = Reference(s) if cfg.beta > 0 else None  # grpo-nokl loads no reference model
     s.log({"step": 0, "sync_gap": s.sampler.check(s.policy)})  # the engine serves the initial weights
     last: dict[str, Any] = {}
+    rewards_by_step: list[dict[str, Any]] = []
     with StepBar(s.console, cfg.method, total, enabled=s.acc.is_main_process) as bar:
         for step in range(total):
             epoch, k = divmod(step, steps_per_epoch)
@@ -156,8 +164,44 @@ def train_rl(s: Session) -> None:
                 random.Random(cfg.seed + epoch).shuffle(order)
             prompts = order[k * per_step : (k + 1) * per_step]
             last = rl_step(s, ref, prompts, step, total, replace(dec, seed=cfg.seed * 100_003 + step))
+            rewards_by_step.append(last)
             s.log({"step": step + 1, "epoch": epoch} | last)
             bar.step(last)
             if step + 1 < total:
                 s.checkpoint(step + 1, final=False, stats=last)
+    s.saver.signal = signal_summary(rewards_by_step)
+    report_rewards(s, rewards_by_step)
     s.checkpoint(total, final=True, stats=last)
+
+
+def signal_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many steps had a learning signal: what the registry entry and the report carry."""
+    dead = sum(int(r["no_signal"]) for r in steps)
+    return {"steps": len(steps), "no_signal_steps": dead, "mostly_no_signal": dead * 2 > len(steps)}
+
+
+def reward_trend(steps: list[dict[str, Any]], parts: int = 4) -> list[float]:
+    """Mean rollout reward over `parts` consecutive slices of the run (first quarter ... last quarter)."""
+    if not steps:
+        return []
+    parts = min(parts, len(steps))
+    cuts = [round(i * len(steps) / parts) for i in range(parts + 1)]
+    return [sum(r["reward"] for r in steps[a:b]) / (b - a) for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+def report_rewards(s: Session, steps: list[dict[str, Any]]) -> None:
+    """Print the reward trend; warn loudly when most steps had no learning signal (the weights barely moved)."""
+    trend = " -> ".join(f"{r:.3f}" for r in reward_trend(steps))
+    summary = signal_summary(steps)
+    s.console.print(
+        f"{s.cfg.method}: rollout reward by quarter {trend}; "
+        f"{summary['no_signal_steps']}/{summary['steps']} step(s) without learning signal",
+        highlight=False,
+    )
+    if summary["mostly_no_signal"]:
+        s.console.print(
+            f"[bold red]WARNING:[/] {summary['no_signal_steps']} of {summary['steps']} steps had no learning "
+            "signal (every group's rewards were equal): this checkpoint is barely trained. Pick a target the "
+            "base solves sometimes, raise --group-size or --max-new-tokens, or start from a stronger checkpoint.",
+            highlight=False,
+        )
