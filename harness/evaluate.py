@@ -182,14 +182,20 @@ def _run(
                     batch, outs = [], []
             if batch:
                 land(batch, outs)
+        choice.sort(key=lambda r: -len(r[2]))  # similar lengths share an engine batch
         for k in range(0, len(choice), batch_size):
             batch = choice[k : k + batch_size]
+            # One engine call scores every (item, option) pair of the batch.
+            options = [t.suite.choices(t.items[i]) for t, i, _ in batch]
+            lps = engine.logprobs(
+                [text for (_, _, text), opts in zip(batch, options, strict=True) for _ in opts],
+                [o for opts in options for o in opts],
+            )
             records = []
-            for t, i, text in batch:
-                options = t.suite.choices(t.items[i])
-                lps = engine.logprobs([text] * len(options), options)
-                best = max(range(len(options)), key=lambda j: lps[j])
-                records.append(_record(t, i, engine, options[best], "stop", 0))
+            for (t, i, _), opts in zip(batch, options, strict=True):
+                mine, lps = lps[: len(opts)], lps[len(opts) :]
+                best = max(range(len(opts)), key=lambda j: mine[j])
+                records.append(_record(t, i, engine, opts[best], "stop", 0))
             store.append(records)
             bar.update(pid, advance=len(batch))
 

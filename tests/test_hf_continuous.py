@@ -122,3 +122,30 @@ def test_sampling_is_seeded_per_request(sharp) -> None:
 def test_batching_option_is_checked() -> None:
     with pytest.raises(EngineError, match="batching"):
         make_engine("hf", batching="paged")
+
+
+@pytest.mark.slow
+def test_continuous_equals_static_on_smollm2() -> None:
+    """The embedded SmolLM2-135M on a mix of suites (their own stop strings, lengths up to 64 tokens)."""
+    from harness.registry import Registry
+    from harness.suites import get_suite, load_items
+    from harness.weights import materialise
+
+    reg = Registry.load(Path(__file__).resolve().parent.parent / "checkpoints.yaml")
+    try:
+        model_dir = materialise(reg.resolve("smollm2-135m"), reg)
+    except Exception as e:  # noqa: BLE001 - no embedded model on this machine
+        pytest.skip(f"embedded model unavailable: {e}")
+    outs = {}
+    for batching in ("static", "continuous"):
+        e = make_engine("hf", batch_size=6, batching=batching)
+        e.load(model_dir)
+        outs[batching] = []
+        for name in ("countdown", "arithmetic", "capitals", "elements", "gsm8k", "ifeval"):
+            suite = get_suite(name)
+            prompts = [e.render(suite.prompt(it)) for it in load_items(suite, 3)]
+            dec = replace(suite.decoding, max_new_tokens=64, stop=("\n\n",) if name == "gsm8k" else ())
+            outs[batching] += e.generate(prompts, dec)
+        e.close()
+    assert outs["continuous"] == outs["static"]
+    assert {c.finish_reason for c in outs["static"]} == {"stop", "length"}
