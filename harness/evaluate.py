@@ -28,7 +28,7 @@ from harness.engines import Engine, engine_ident, make_engine
 from harness.registry import Checkpoint, Registry
 from harness.store import Store
 from harness.suites import Suite, load_items
-from harness.types import Decoding, Item, Record, SuiteResult, stable_hash
+from harness.types import Completion, Decoding, Item, Record, SuiteResult, stable_hash
 from harness.weights import fingerprint, materialise
 
 
@@ -151,28 +151,51 @@ def _run(
         pid = bar.add_task(f"eval {label}", total=todo, rate="")
         done_tokens = 0
         start = time.perf_counter()
+
+        def land(batch: list[tuple[_Task, int, str]], outs: list[Completion]) -> None:
+            nonlocal done_tokens
+            store.append(
+                [
+                    _record(t, i, engine, o.text, o.finish_reason, o.n_tokens)
+                    for (t, i, _), o in zip(batch, outs, strict=True)
+                ]
+            )
+            done_tokens += sum(o.n_tokens for o in outs)
+            rate = f"{done_tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s"
+            bar.update(pid, advance=len(batch), rate=rate)
+
         for dec, reqs in gen.items():
             reqs.sort(key=lambda r: -len(r[2]))  # similar lengths share a batch: less padding
-            for k in range(0, len(reqs), batch_size):
-                batch = reqs[k : k + batch_size]
-                outs = engine.generate([r[2] for r in batch], dec)
-                store.append(
-                    [
-                        _record(t, i, engine, o.text, o.finish_reason, o.n_tokens)
-                        for (t, i, _), o in zip(batch, outs, strict=True)
-                    ]
-                )
-                done_tokens += sum(o.n_tokens for o in outs)
-                rate = f"{done_tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s"
-                bar.update(pid, advance=len(batch), rate=rate)
+            if not engine.streams:
+                for k in range(0, len(reqs), batch_size):
+                    batch = reqs[k : k + batch_size]
+                    land(batch, engine.generate([r[2] for r in batch], dec))
+                continue
+            # A streaming engine (continuous batching) gets every prompt of this decoding in one call and
+            # refills finished rows itself; completions are stored batch_size at a time as they finish.
+            batch, outs = [], []
+            for j, o in engine.generate_stream([r[2] for r in reqs], dec):
+                batch.append(reqs[j])
+                outs.append(o)
+                if len(batch) == batch_size:
+                    land(batch, outs)
+                    batch, outs = [], []
+            if batch:
+                land(batch, outs)
+        choice.sort(key=lambda r: -len(r[2]))  # similar lengths share an engine batch
         for k in range(0, len(choice), batch_size):
             batch = choice[k : k + batch_size]
+            # One engine call scores every (item, option) pair of the batch.
+            options = [t.suite.choices(t.items[i]) for t, i, _ in batch]
+            lps = engine.logprobs(
+                [text for (_, _, text), opts in zip(batch, options, strict=True) for _ in opts],
+                [o for opts in options for o in opts],
+            )
             records = []
-            for t, i, text in batch:
-                options = t.suite.choices(t.items[i])
-                lps = engine.logprobs([text] * len(options), options)
-                best = max(range(len(options)), key=lambda j: lps[j])
-                records.append(_record(t, i, engine, options[best], "stop", 0))
+            for (t, i, _), opts in zip(batch, options, strict=True):
+                mine, lps = lps[: len(opts)], lps[len(opts) :]
+                best = max(range(len(opts)), key=lambda j: mine[j])
+                records.append(_record(t, i, engine, opts[best], "stop", 0))
             store.append(records)
             bar.update(pid, advance=len(batch))
 

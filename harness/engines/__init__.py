@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 
 from harness.types import Completion, Decoding
@@ -30,6 +31,9 @@ class Engine(ABC):
     """Interface every backend implements. Prompts are already rendered strings (see `render`)."""
 
     name: str = "engine"
+    # True when generate_stream yields completions as rows finish (continuous batching): a caller may hand
+    # over all its prompts in one call and store results batch by batch as they arrive.
+    streams: bool = False
 
     @property
     @abstractmethod
@@ -51,6 +55,10 @@ class Engine(ABC):
     @abstractmethod
     def generate(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
         """One completion per prompt, in order. Stops per row at EOS or a stop string."""
+
+    def generate_stream(self, prompts: list[str], decoding: Decoding) -> Iterator[tuple[int, Completion]]:
+        """(prompt index, completion) pairs, in the order they finish; by default all after one generate."""
+        yield from enumerate(self.generate(prompts, decoding))
 
     @abstractmethod
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:

@@ -1,10 +1,16 @@
-"""The `hf` engine: transformers on CPU or GPU, batched, left-padded, length-sorted, per-row EOS stop.
+"""The `hf` engine: transformers on CPU or GPU, continuous batching, per-row EOS and stop strings.
+
+By default (batching="continuous") generation runs the decode loop in harness.engines.hf_decode: a
+finished row's slot is refilled with the next prompt, so no step decodes padding. batching="static" (and
+any model that loop cannot serve) uses `model.generate` on left-padded, length-sorted batches. Both give
+the same greedy tokens, finish reasons and n_tokens.
 
 python -c "from harness.engines.hf import HFEngine; e=HFEngine(); e.load('/tmp/tiny'); print(e.version)"
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -12,6 +18,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from harness.engines import Engine, EngineError
+from harness.engines.hf_decode import ContinuousDecoder, greedy, sampler, supports
 from harness.types import Completion, Decoding
 
 transformers.utils.logging.disable_progress_bar()  # our own progress bars carry the ETA
@@ -25,14 +32,20 @@ def _device(requested: str | None) -> str:
 
 class HFEngine(Engine):
     name = "hf"
+    streams = True
 
-    def __init__(self, device: str | None = None, dtype: str | None = None, batch_size: int = 32) -> None:
+    def __init__(
+        self, device: str | None = None, dtype: str | None = None, batch_size: int = 32, batching: str = "continuous"
+    ) -> None:
+        if batching not in ("continuous", "static"):
+            raise EngineError(f"hf engine option batching={batching!r}: choose continuous or static")
+        self.batching = batching
         self.device = _device(device)
         # float32 unless asked: bf16 is emulated (slow) on AVX2 CPUs, and the dtype is part of the cache
         # key, so it must be known before any model (or torch) is loaded. Pass dtype="bfloat16" on GPU.
         self.dtype_name = dtype or "float32"
         self.dtype = getattr(torch, self.dtype_name)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # rows decoded at once (continuous: slots; static: prompts per batch)
         self.model = None
         self.tokenizer = None
         self.model_dir: Path | None = None
@@ -76,9 +89,36 @@ class HFEngine(Engine):
         # The rendered template already carries any BOS: adding special tokens again would double it.
         return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
 
-    @torch.no_grad()
     def generate(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(prompts)
+        for i, c in self.generate_stream(prompts, decoding):
+            out[i] = c
+        return [c for c in out if c is not None]
+
+    def generate_stream(self, prompts: list[str], decoding: Decoding) -> Iterator[tuple[int, Completion]]:
+        """(prompt index, completion) as rows finish; hand over all prompts at once for the fewest steps."""
         self._require()
+        why_not = supports(self.model) if self.batching == "continuous" else "batching=static"
+        if why_not is not None:
+            yield from enumerate(self._generate_static(prompts, decoding))
+            return
+        eos = self._eos_ids()
+        sample = decoding.temperature > 0
+        decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size)
+        with torch.no_grad():
+            rows = decoder.run(
+                self._encode(prompts),
+                decoding.max_new_tokens,
+                set(eos),
+                sampler(decoding.temperature, decoding.top_p) if sample else greedy,
+                _StopCheck(self.tokenizer, decoding.stop) if decoding.stop else None,
+                seed=decoding.seed if sample else None,
+            )
+            for i, tokens in rows:
+                yield i, self._finish(tokens, eos, decoding)
+
+    @torch.no_grad()
+    def _generate_static(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
         encoded = self._encode(prompts)
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
         out: list[Completion | None] = [None] * len(prompts)
@@ -176,6 +216,38 @@ class _StopOnStrings(StoppingCriteria):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: object) -> torch.BoolTensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stops) for t in texts], device=input_ids.device)
+
+
+class _StopCheck:
+    """Per-row stop-string test for the continuous loop, same rule as _StopOnStrings (generated text only).
+
+    Decoding a row's whole text every step is the cost; a stop string can only newly appear when the new
+    token's text holds its last character, so rows whose new token cannot complete one are not decoded.
+    Tokens that do not decode to clean text on their own (partial UTF-8, specials) are always checked, and
+    so is every token when a stop string ends in whitespace or the tokenizer rewrites spaces on decode.
+    """
+
+    def __init__(self, tokenizer: object, stops: tuple[str, ...]) -> None:
+        self.tokenizer, self.stops = tokenizer, stops
+        self.last_chars = {s[-1] for s in stops if s}
+        self.always = (
+            "" in stops
+            or any(c.isspace() for c in self.last_chars)
+            or bool(getattr(tokenizer, "clean_up_tokenization_spaces", False))
+        )
+        self._may_complete: dict[int, bool] = {}
+
+    def _could_complete(self, token: int) -> bool:
+        if token not in self._may_complete:
+            piece = self.tokenizer.decode([token], skip_special_tokens=True)
+            self._may_complete[token] = not piece or "\ufffd" in piece or any(c in piece for c in self.last_chars)
+        return self._may_complete[token]
+
+    def __call__(self, tokens: list[int]) -> bool:
+        if not self.always and not self._could_complete(tokens[-1]):
+            return False
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return any(s in text for s in self.stops)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -1,0 +1,151 @@
+"""The hf engine's continuous batching against its static path, on a tiny model with sharp, varied outputs.
+
+The tiny random model of tests/tiny.py repeats one token under greedy decoding; re-drawn with larger
+weights it writes a different string for every prompt, so a wrong position, mask or slot shows up as
+different tokens. Fewer slots than prompts makes rows leave and get refilled mid-run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.engines import EngineError, make_engine  # noqa: E402
+from harness.types import Decoding  # noqa: E402
+
+TEXTS = [
+    "hi",
+    "What is 17 + 25? answer",
+    "capital of France",
+    "3 5 7",
+    "The capital of France is Paris. The answer is 42. Use the numbers 3 5 7 to make 22. " * 3,
+    "hello world! 0 1 2 3",
+    "Reason step by step and answer with a number. " * 2,
+    "( 3 + 5 ) * 7 =",
+]
+
+
+@pytest.fixture(scope="module")
+def sharp(tiny_model_dir: Path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 2:
+                p.normal_(0, 0.15, generator=gen)
+    return model, tok
+
+
+def _engine(sharp, batching: str, slots: int = 3):
+    e = make_engine("hf", batch_size=slots, batching=batching)
+    e.use_model(*sharp)
+    return e
+
+
+def _prompts(e) -> list[str]:
+    return [e.render([{"role": "user", "content": t}]) for t in TEXTS]
+
+
+def _frequent_tokens(sharp, k: int = 3) -> list[int]:
+    """Tokens the model often emits mid-row: used as extra EOS ids so rows end at different steps."""
+    e = _engine(sharp, "static", slots=8)
+    counts: dict[int, int] = {}
+    for c in e.generate(_prompts(e), Decoding(max_new_tokens=24)):
+        for t in e.tokenizer(c.text, add_special_tokens=False)["input_ids"][1:]:
+            counts[t] = counts.get(t, 0) + 1
+    return sorted(counts, key=lambda t: -counts[t])[:k]
+
+
+@pytest.mark.parametrize(
+    "dec",
+    [
+        Decoding(max_new_tokens=40),
+        Decoding(max_new_tokens=5),
+        Decoding(max_new_tokens=48, stop=("22", " Wh", "ccc", "..")),
+    ],
+    ids=["long", "short", "stops"],
+)
+def test_continuous_equals_static_greedy(sharp, dec) -> None:
+    static = _engine(sharp, "static").generate(_prompts(_engine(sharp, "static")), dec)
+    cont = _engine(sharp, "continuous").generate(_prompts(_engine(sharp, "continuous")), dec)
+    assert cont == static  # text, finish_reason and n_tokens, row by row
+    assert len({c.text for c in cont}) == len(TEXTS)  # the workload tells rows apart
+
+
+def test_mixed_eos_and_stops_equal_static(sharp) -> None:
+    """Rows end at different steps (extra EOS ids, stop strings, length): refills happen mid-run."""
+    model, tok = sharp
+    old = model.generation_config.eos_token_id
+    model.generation_config.eos_token_id = [tok.eos_token_id, *_frequent_tokens(sharp)]
+    try:
+        dec = Decoding(max_new_tokens=32, stop=("22", " Wh"))
+        static = _engine(sharp, "static").generate(_prompts(_engine(sharp, "static")), dec)
+        cont = _engine(sharp, "continuous").generate(_prompts(_engine(sharp, "continuous")), dec)
+    finally:
+        model.generation_config.eos_token_id = old
+    assert cont == static
+    reasons = {c.finish_reason for c in cont}
+    assert len({c.n_tokens for c in cont}) >= 3 and "stop" in reasons
+
+
+def test_stream_yields_each_row_once_short_rows_first(sharp) -> None:
+    e = _engine(sharp, "continuous", slots=8)
+    prompts = _prompts(e)
+    limits = Decoding(max_new_tokens=30)
+    got = list(e.generate_stream(prompts, limits))
+    assert sorted(i for i, _ in got) == list(range(len(prompts)))
+    # With stop strings some rows end early; they are yielded before rows that run to the length limit.
+    got = list(e.generate_stream(prompts, Decoding(max_new_tokens=30, stop=("22", " Wh", "ccc"))))
+    reasons = [c.finish_reason for _, c in got]
+    assert reasons[0] == "stop" and reasons[-1] == "length"
+
+
+def test_sampling_is_seeded_per_request(sharp) -> None:
+    dec = Decoding(temperature=1.0, top_p=0.9, max_new_tokens=12, seed=3)
+    e3, e8 = _engine(sharp, "continuous", slots=3), _engine(sharp, "continuous", slots=8)
+    prompts = _prompts(e3)
+    a = e3.generate(prompts, dec)
+    assert a == e3.generate(prompts, dec)
+    assert a == e8.generate(prompts, dec)  # other rows in flight do not change a request's draws
+    assert [c.text for c in a] != [c.text for c in e3.generate(prompts, replace(dec, seed=4))]
+    greedy = e3.generate(prompts, Decoding(max_new_tokens=12))
+    assert [c.text for c in a] != [c.text for c in greedy]
+
+
+def test_batching_option_is_checked() -> None:
+    with pytest.raises(EngineError, match="batching"):
+        make_engine("hf", batching="paged")
+
+
+@pytest.mark.slow
+def test_continuous_equals_static_on_smollm2() -> None:
+    """The embedded SmolLM2-135M on a mix of suites (their own stop strings, lengths up to 64 tokens)."""
+    from harness.registry import Registry
+    from harness.suites import get_suite, load_items
+    from harness.weights import materialise
+
+    reg = Registry.load(Path(__file__).resolve().parent.parent / "checkpoints.yaml")
+    try:
+        model_dir = materialise(reg.resolve("smollm2-135m"), reg)
+    except Exception as e:  # noqa: BLE001 - no embedded model on this machine
+        pytest.skip(f"embedded model unavailable: {e}")
+    outs = {}
+    for batching in ("static", "continuous"):
+        e = make_engine("hf", batch_size=6, batching=batching)
+        e.load(model_dir)
+        outs[batching] = []
+        for name in ("countdown", "arithmetic", "capitals", "elements", "gsm8k", "ifeval"):
+            suite = get_suite(name)
+            prompts = [e.render(suite.prompt(it)) for it in load_items(suite, 3)]
+            dec = replace(suite.decoding, max_new_tokens=64, stop=("\n\n",) if name == "gsm8k" else ())
+            outs[batching] += e.generate(prompts, dec)
+        e.close()
+    assert outs["continuous"] == outs["static"]
+    assert {c.finish_reason for c in outs["static"]} == {"stop", "length"}
