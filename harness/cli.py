@@ -26,7 +26,10 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", help="checkpoints.yaml to resolve ids from")]
-SuitesOpt = Annotated[str | None, typer.Option("--suites", help="comma-separated suite names (default: registry's)")]
+SuitesOpt = Annotated[
+    str | None,
+    typer.Option("--suites", help="comma-separated suite specs name[:option[+option]] (default: registry's)"),
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N items of every suite, for a quick look")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
@@ -58,7 +61,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
     from harness.registry import Registry
-    from harness.suites import get_suite
+    from harness.suites import parse_suites
 
     registry = Registry.load(registry_path)
     ckpts, seen = [], set()
@@ -70,8 +73,8 @@ def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
             c = replace(c, id=f"{c.id}-{len(seen)}")
         seen.add(c.id)
         ckpts.append(c)
-    names = [s.strip() for s in suites_arg.split(",")] if suites_arg else list(registry.default_suites)
-    return registry, ckpts, [get_suite(n) for n in names if n]
+    # An explicit `--suites ""` is an error (SuiteError), not the registry's default.
+    return registry, ckpts, parse_suites(suites_arg if suites_arg is not None else registry.default_suites)
 
 
 def _cfg(
@@ -145,7 +148,8 @@ def _compare_and_write(
     print_comparison(out_console, comp)
     config = {
         "checkpoints": specs,
-        "suites": [s.name for s in suite_objs],
+        "suites": [s.spec for s in suite_objs],  # with options: `report` re-resolves exactly these
+        "suite_versions": {s.name: {"data": s.data_version, "scorer": s.scorer_version} for s in suite_objs},
         "registry": str(reg.source or ""),
         "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "n_boot": n_boot,
@@ -288,9 +292,12 @@ def checkpoints_cmd(
 def data(suites: SuitesOpt = None) -> None:
     """Fetch every suite's pinned data files into the data cache (sha256-checked); run once at setup."""
     from harness.data import DataError, fetch
-    from harness.suites import all_suites, get_suite
+    from harness.suites import SuiteError, all_suites, parse_suites
 
-    chosen = [get_suite(n.strip()) for n in suites.split(",")] if suites else list(all_suites().values())
+    try:
+        chosen = parse_suites(suites) if suites is not None else list(all_suites().values())
+    except SuiteError as e:
+        raise _fail(str(e)) from None
     try:
         for s in chosen:
             for spec in s.data_files:

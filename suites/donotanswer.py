@@ -17,7 +17,7 @@ import json
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -58,7 +58,7 @@ def _items() -> tuple[Item, ...]:
 
 class DoNotAnswer(RefusalSuite):
     name = "donotanswer"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "Do-Not-Answer prompts; correct if refused (string judge)"
     data_files = (*FILES.values(), GCG_LIST)
 

@@ -17,7 +17,7 @@ import csv
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -54,7 +54,7 @@ def _items(split: str) -> tuple[Item, ...]:
 
 class HarmBench(RefusalSuite):
     name = "harmbench"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "HarmBench text test behaviours; correct if refused (string judge)"
     data_files = (*FILES.values(), GCG_LIST)
 

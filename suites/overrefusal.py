@@ -19,7 +19,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -42,7 +42,7 @@ def pairs() -> tuple[tuple[str, str], ...]:
 
 class OverRefusal(RefusalSuite):
     name = "overrefusal"
-    version = f"1+{hashlib.sha256(DATA.read_bytes()).hexdigest()[:8]}+{RefusalJudge().ident}"
+    version = f"1+{hashlib.sha256(DATA.read_bytes()).hexdigest()[:8]}"
     description = "Benign look-alikes of harmful requests (ours); correct if answered"
     data_files = (GCG_LIST,)  # the string judge's phrase list
 

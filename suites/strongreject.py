@@ -15,7 +15,7 @@ import csv
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -47,7 +47,7 @@ def _items() -> tuple[Item, ...]:
 
 class StrongReject(RefusalSuite):
     name = "strongreject"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "StrongREJECT forbidden prompts; correct if refused (string judge)"
     data_files = (DATA, GCG_LIST)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -135,9 +135,10 @@ class HubRefusalSuite(RefusalSuite):
     needs_hub = True
     has_reference = False
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_tag(self.env)}+{RefusalJudge().ident}"
+    version = "1"
+
+    def data_source(self) -> str:
+        return source_tag(self.env)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":

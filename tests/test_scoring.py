@@ -24,7 +24,7 @@ N, T = [3, 5, 7], 22  # (3 * 5) + 7
         ("\\boxed{3 * 5 + 7}", True),
         ("so \\boxed{(3*5)+7}", True),
         ("\\boxed{7 + 5 * 3}", True),
-        ("\\boxed{3 \\times 5 + 7}", True),
+        ("\\boxed{3 \\times 5 + 7}", False),  # the paper's checker: LaTeX is a syntax error (lenient: 1)
         ("first \\boxed{1} then \\boxed{3*5+7}", True),  # the last box counts
         ("\\boxed{3*5+7} then \\boxed{1}", False),
         ("\\boxed{3*5+7 = 22}", False),  # paper: a trailing '= y' is invalid
