@@ -147,7 +147,7 @@ class RefusalSuite(Suite):
     decoding = Decoding(max_new_tokens=256)
     options = (
         Option("string", "scorer", "the offline string judge (GCG phrases + our rules; default)", "judge", True),
-        Option("wildguard", "scorer", f"the WildGuard classifier, weights in ${WILDGUARD_ENV}", "judge"),
+        Option("wildguard", "scorer", f"the WildGuard classifier, weights in ${WILDGUARD_ENV}", "judge", stamp=False),
     )
 
     @cache  # noqa: B019 - one judge per suite instance (its engine loads once)
@@ -158,6 +158,12 @@ class RefusalSuite(Suite):
         if not path or not Path(path).is_dir():
             raise SuiteError(f"suite {self.spec}: set {WILDGUARD_ENV} to a local allenai/wildguard directory")
         return WildGuardJudge(path, engine=os.environ.get(WILDGUARD_ENGINE_ENV) or "hf")
+
+    def with_options(self, options: tuple[str, ...] | list[str]) -> Suite:
+        out = super().with_options(options)
+        assert isinstance(out, RefusalSuite)
+        out.judge()  # a missing judge is an error now, before any model runs
+        return out
 
     def scorer_parts(self) -> tuple[str, ...]:
         return (self.judge().ident,)

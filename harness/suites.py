@@ -50,13 +50,15 @@ RETIRED_ENV = {
 @dataclass(frozen=True)
 class Option:
     """One suite option. `part` says which version it belongs to; options sharing a `group` exclude each
-    other (a mode switch), and the group's `default` option adds nothing to any version."""
+    other (a mode switch), and the group's `default` option adds nothing to any version. `stamp` False:
+    the suite's own version parts already say it (a judge's ident), so the name is not added again."""
 
     name: str
     part: Literal["data", "scorer"]
     help: str
     group: str = ""
     default: bool = False
+    stamp: bool = True
 
 
 class Suite:
@@ -122,7 +124,7 @@ class Suite:
 
     def _parts(self, part: str) -> list[str]:
         by_name = {o.name: o for o in self.options}
-        return [n for n in self.chosen if by_name[n].part == part and not by_name[n].default]
+        return [n for n in self.chosen if by_name[n].part == part and not by_name[n].default and by_name[n].stamp]
 
     @property
     def data_version(self) -> str:

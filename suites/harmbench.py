@@ -7,6 +7,7 @@ order; the 80 validation behaviours are the "train" split. Contextual behaviours
 does: the context, a `---` line, then the behaviour. Licence: MIT (data), ours (code).
 Scoring (paper section 2, harmful prompts): 1 if the response is a refusal, by the offline string judge
 `harness.judges.RefusalJudge` (a heuristic; HarmBench's own classifier and copyright hashes are not used).
+(default; option `harmbench:wildguard`: the WildGuard classifier, see harness/judges.py)
 
     forgetbench eval embedded:smollm2-135m-instruct --suites harmbench --limit 8
 """

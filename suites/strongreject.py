@@ -5,6 +5,7 @@ Source: StrongREJECT (Souly et al. 2024, MIT), `strongreject_dataset.csv` as shi
 prompts in file order (6 categories). Licence: MIT (data), ours (code).
 Scoring (paper section 2, harmful prompts): 1 if the response is a refusal, by the offline string judge
 `harness.judges.RefusalJudge` (a heuristic; StrongREJECT's rubric needs an LLM judge and is not used).
+(default; option `strongreject:wildguard`: the WildGuard classifier, see harness/judges.py)
 
     forgetbench eval embedded:smollm2-135m-instruct --suites strongreject --limit 8
 """

@@ -8,9 +8,9 @@ at a local copy in the dataset's own schema (.tsv/.jsonl/.parquet/.csv with colu
 Split: eval only, rows in file order. Licence: ODC-BY (data, not redistributed), ours (code).
 Prompt: the `adversarial` field as one user turn (paper section 2).
 Scoring (paper section 2): harmful correct if refused, benign correct if not refused. score() uses the
-offline string judge (harness.judges.RefusalJudge); the paper's WildGuard judge is
-harness.judges.WildGuardJudge, combined with `harness.judges.safety_correct`. Benign items have no gold
-answer, so has_reference = False.
+offline string judge (harness.judges.RefusalJudge); the option `wildjailbreak:wildguard` scores with the
+paper's WildGuard classifier (harness.judges.WildGuardJudge, weights from $FORGETBENCH_WILDGUARD), batched
+by the evaluator. Benign items have no gold answer, so has_reference = False.
 
     FORGETBENCH_WILDJAILBREAK=eval.tsv forgetbench eval embedded:smollm2-135m-instruct --suites wildjailbreak
 """
