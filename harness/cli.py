@@ -241,21 +241,10 @@ def report(
 
 @app.command("suites")
 def suites_cmd(counts: Annotated[bool, typer.Option(help="load each suite to count items")] = True) -> None:
-    """List suites with kind, area, version and size."""
-    from rich.table import Table
+    """List suites with kind, area, data and scorer versions, options, size and description."""
+    from harness.listing import suites_table
 
-    from harness.suites import all_suites, unavailable_suites
-
-    table = Table("suite", "kind", "area", "version", "items", "description")
-    for name, why in sorted(unavailable_suites().items()):
-        table.add_row(name, "", "", "", "unavailable", why)
-    for name, s in sorted(all_suites().items()):
-        try:
-            size = str(len(s.load())) if counts else "-"
-        except Exception as e:  # a suite whose data is absent still lists, with the reason
-            size = "needs hub data" if s.needs_hub else f"unavailable ({str(e).splitlines()[0][:40]})"
-        table.add_row(name, s.kind, s.area, s.version, size, s.description)
-    out_console.print(table)
+    out_console.print(suites_table(out_console.width, counts))
 
 
 @app.command("checkpoints")
