@@ -303,9 +303,9 @@ def simulate(
     threshold: Annotated[float, typer.Option(help="gain threshold for matched-gain drop")] = 0.9,
 ) -> None:
     """The paper's mixture-of-Gaussians experiment: forward vs reverse KL forgetting."""
-    from harness.simulate import cli_main
+    from harness.simulate_report import run_and_render
 
-    raise typer.Exit(cli_main(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
+    raise typer.Exit(run_and_render(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
 
 
 # Commands that live with their stage; their modules import torch only inside the command.
