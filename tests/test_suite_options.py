@@ -173,3 +173,29 @@ def test_options_work_in_the_gate_config_file(ws: Path) -> None:
 def test_suite_result_defaults_keep_old_constructors_working() -> None:
     r = replace(_result("x"), scorer_version="")
     assert r.scorer_version == "" and r.mean == 1.0
+
+
+def _scorer_options() -> list[tuple[str, str]]:
+    return [
+        (name, o.name)
+        for name, s in sorted(all_suites().items())
+        for o in s.options
+        if o.part == "scorer" and not o.default and o.stamp  # stamp False: a model judge (test_judges)
+    ]
+
+
+@pytest.mark.parametrize(("name", "option"), _scorer_options())
+def test_every_scorer_option_keeps_the_contract_and_what_the_model_sees(name: str, option: str) -> None:
+    plain, opted = get_suite(name), get_suite(f"{name}:{option}")
+    try:
+        items = load_items(plain, 12)
+    except SuiteError as e:
+        if plain.needs_hub:
+            pytest.skip(f"{name}: {e}")
+        raise
+    assert opted.data_version == plain.data_version and opted.scorer_version != plain.scorer_version
+    for it in items:
+        assert opted.prompt_hash(it) == plain.prompt_hash(it)  # a scorer option never changes the prompt
+        if plain.has_reference:
+            assert opted.score(it, opted.reference(it)) == 1.0, (name, option, it.id)
+            assert opted.score(it, opted.wrong(it)) == 0.0, (name, option, it.id)
