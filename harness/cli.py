@@ -26,7 +26,10 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 RegistryOpt = Annotated[Path, typer.Option("--registry", help="checkpoints.yaml to resolve ids from")]
-SuitesOpt = Annotated[str | None, typer.Option("--suites", help="comma-separated suite names (default: registry's)")]
+SuitesOpt = Annotated[
+    str | None,
+    typer.Option("--suites", help="comma-separated suite specs name[:option[+option]] (default: registry's)"),
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N items of every suite, for a quick look")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
@@ -58,7 +61,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
 
 def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
     from harness.registry import Registry
-    from harness.suites import get_suite
+    from harness.suites import parse_suites
 
     registry = Registry.load(registry_path)
     ckpts, seen = [], set()
@@ -70,8 +73,8 @@ def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
             c = replace(c, id=f"{c.id}-{len(seen)}")
         seen.add(c.id)
         ckpts.append(c)
-    names = [s.strip() for s in suites_arg.split(",")] if suites_arg else list(registry.default_suites)
-    return registry, ckpts, [get_suite(n) for n in names if n]
+    # An explicit `--suites ""` is an error (SuiteError), not the registry's default.
+    return registry, ckpts, parse_suites(suites_arg if suites_arg is not None else registry.default_suites)
 
 
 def _cfg(
@@ -145,7 +148,8 @@ def _compare_and_write(
     print_comparison(out_console, comp)
     config = {
         "checkpoints": specs,
-        "suites": [s.name for s in suite_objs],
+        "suites": [s.spec for s in suite_objs],  # with options: `report` re-resolves exactly these
+        "suite_versions": {s.name: {"data": s.data_version, "scorer": s.scorer_version} for s in suite_objs},
         "registry": str(reg.source or ""),
         "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "n_boot": n_boot,
@@ -237,21 +241,10 @@ def report(
 
 @app.command("suites")
 def suites_cmd(counts: Annotated[bool, typer.Option(help="load each suite to count items")] = True) -> None:
-    """List suites with kind, area, version and size."""
-    from rich.table import Table
+    """List suites with kind, area, data and scorer versions, options, size and description."""
+    from harness.listing import suites_table
 
-    from harness.suites import all_suites, unavailable_suites
-
-    table = Table("suite", "kind", "area", "version", "items", "description")
-    for name, why in sorted(unavailable_suites().items()):
-        table.add_row(name, "", "", "", "unavailable", why)
-    for name, s in sorted(all_suites().items()):
-        try:
-            size = str(len(s.load())) if counts else "-"
-        except Exception as e:  # a suite whose data is absent still lists, with the reason
-            size = "needs hub data" if s.needs_hub else f"unavailable ({str(e).splitlines()[0][:40]})"
-        table.add_row(name, s.kind, s.area, s.version, size, s.description)
-    out_console.print(table)
+    out_console.print(suites_table(out_console.width, counts))
 
 
 @app.command("checkpoints")
@@ -288,9 +281,12 @@ def checkpoints_cmd(
 def data(suites: SuitesOpt = None) -> None:
     """Fetch every suite's pinned data files into the data cache (sha256-checked); run once at setup."""
     from harness.data import DataError, fetch
-    from harness.suites import all_suites, get_suite
+    from harness.suites import SuiteError, all_suites, parse_suites
 
-    chosen = [get_suite(n.strip()) for n in suites.split(",")] if suites else list(all_suites().values())
+    try:
+        chosen = parse_suites(suites) if suites is not None else list(all_suites().values())
+    except SuiteError as e:
+        raise _fail(str(e)) from None
     try:
         for s in chosen:
             for spec in s.data_files:
@@ -307,9 +303,9 @@ def simulate(
     threshold: Annotated[float, typer.Option(help="gain threshold for matched-gain drop")] = 0.9,
 ) -> None:
     """The paper's mixture-of-Gaussians experiment: forward vs reverse KL forgetting."""
-    from harness.simulate import cli_main
+    from harness.simulate_report import run_and_render
 
-    raise typer.Exit(cli_main(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
+    raise typer.Exit(run_and_render(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
 
 
 # Commands that live with their stage; their modules import torch only inside the command.

@@ -29,6 +29,10 @@ def check_comparable(base: SuiteResult, other: SuiteResult) -> list[str]:
     where = f"suite {base.suite}: {other.checkpoint} vs {base.checkpoint}"
     if base.suite_version != other.suite_version:
         raise ComparisonError(f"{where}: suite version differs ({other.suite_version} vs {base.suite_version})")
+    if base.scorer_version != other.scorer_version:
+        raise ComparisonError(
+            f"{where}: scorer version differs ({other.scorer_version} vs {base.scorer_version}); rescore both alike"
+        )
     if base.decoding != other.decoding:
         raise ComparisonError(f"{where}: decoding differs ({other.decoding} vs {base.decoding})")
     if set(base.item_ids) != set(other.item_ids):

@@ -2,6 +2,8 @@
 
 Plan (checkpoint x suite x decoding) -> look up the store -> pool every missing request of a checkpoint
 across suites -> length-sort -> batch -> engine -> one atomic part file per batch -> SuiteResults.
+Records are keyed by the suite's data version only; scores are computed from the stored completions with
+the suite's current scorer (stamped as scorer_version), so a scorer switch or upgrade never regenerates.
 A second run finds everything in the store and never imports torch.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites countdown --limit 8
@@ -105,7 +107,7 @@ def evaluate(
             for s in suites:
                 hashes = [prompt_hash(s, it, ckpt) for it in items[s.name]]
                 dec = decoding_for(s, cfg)
-                cached = store.load(fp, s.name, s.version, dec.key(), ident)
+                cached = store.load(fp, s.name, s.data_version, dec.key(), ident)
                 tasks.append(_Task(ckpt, fp, s, items[s.name], hashes, dec, cached))
             todo = sum(len(t.missing()) for t in tasks)
             if todo and cached_only:
@@ -204,7 +206,7 @@ def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: 
     return Record(
         fingerprint=t.fp,
         suite=t.suite.name,
-        suite_version=t.suite.version,
+        suite_version=t.suite.data_version,
         item_id=t.items[i].id,
         prompt_hash=t.hashes[i],
         decoding=t.decoding.key(),
@@ -216,18 +218,20 @@ def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: 
 
 
 def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
-    recs = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) if t.missing() else t.cached
+    recs = store.load(t.fp, t.suite.name, t.suite.data_version, t.decoding.key(), ident) if t.missing() else t.cached
     rows = [recs[it.id] for it in t.items]
+    completions = [r.completion for r in rows]
     return SuiteResult(
         checkpoint=t.ckpt.id,
         fingerprint=t.fp,
         suite=t.suite.name,
-        suite_version=t.suite.version,
+        suite_version=t.suite.data_version,
+        scorer_version=t.suite.scorer_version,
         area=t.suite.area,
         decoding=t.decoding.key(),
         engine=ident,
         item_ids=tuple(it.id for it in t.items),
         prompt_hashes=tuple(r.prompt_hash for r in rows),
-        scores=tuple(float(t.suite.score(it, r.completion)) for it, r in zip(t.items, rows, strict=True)),
-        completions=tuple(r.completion for r in rows),
+        scores=tuple(t.suite.score_many(t.items, completions, store)),
+        completions=tuple(completions),
     )

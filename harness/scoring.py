@@ -57,13 +57,20 @@ def _value(node: ast.AST, leaves: list[int]) -> Fraction:
     raise ValueError(f"disallowed syntax: {type(node).__name__}")
 
 
-def countdown_value(expr: str, numbers: list[int]) -> Fraction | None:
+LATEX_OPS = (("\\times", "*"), ("\\cdot", "*"), ("\\div", "/"))  # what lenient mode rewrites
+
+
+def countdown_value(expr: str, numbers: list[int], lenient: bool = False) -> Fraction | None:
     """Value of a Countdown expression that uses every number exactly once, else None.
 
     Only integer literals and binary + - * / (exact) are allowed: no unary minus, names, calls,
-    attributes, powers or floats, so no input can run code or build a huge number.
+    attributes, powers or floats, so no input can run code or build a huge number. That is the paper's
+    checker; `lenient` first rewrites LaTeX's \\times, \\cdot (as *) and \\div (as /), which the paper's
+    checker rejects as a syntax error.
     """
-    expr = expr.replace("\\times", "*").replace("\\cdot", "*").replace("\\div", "/")
+    if lenient:
+        for latex, op in LATEX_OPS:
+            expr = expr.replace(latex, op)
     if len(expr) > MAX_EXPR:
         return None
     try:
@@ -80,10 +87,12 @@ def countdown_value(expr: str, numbers: list[int]) -> Fraction | None:
     return value if Counter(leaves) == Counter(numbers) else None
 
 
-def countdown_correct(completion: str, numbers: list[int], target: int) -> bool:
-    r"""Paper rule: last \boxed{} (else the whole output) is a valid expression equal to the target."""
+def countdown_correct(completion: str, numbers: list[int], target: int, lenient: bool = False) -> bool:
+    r"""Paper rule: last \boxed{} (else the whole output) is a valid expression equal to the target.
+
+    `lenient` also accepts LaTeX operators (see countdown_value); not the paper's rule."""
     expr = last_boxed(completion)
-    value = countdown_value(expr if expr is not None else completion[-MAX_SCAN:], numbers)
+    value = countdown_value(expr if expr is not None else completion[-MAX_SCAN:], numbers, lenient)
     return value is not None and value == target and 0 <= target <= 99
 
 

@@ -9,17 +9,18 @@ Steps are 1-based (the number of updates taken): the paper's "iteration 82" is o
 (run, seed) draws from its own np.random.default_rng(seed); the repo instead shares one global stream
 across runs, which is why its single-seed target-distance sweep differs from our seed means.
 
-    python -m harness.simulate            # or: forgetbench simulate --seeds 5 --out reports/simulate.html
+Pure numerics: rendering (terminal table, HTML page) lives in harness.simulate_report, which imports
+this module and never the other way round; the one command line is `forgetbench simulate`.
+
+    forgetbench simulate --seeds 5 --out reports/simulate.html
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -347,46 +348,3 @@ def to_json(rows: Sequence[SummaryRow], seeds: int, threshold: float) -> str:
         "rows": [{**row.__dict__, "per_seed": list(row.per_seed)} for row in rows],
     }
     return json.dumps(doc, indent=2)
-
-
-def cli_main(
-    seeds: int = 5, out: Path = Path("reports/simulate.html"), as_json: bool = False, threshold: float = 0.9
-) -> int:
-    """Run everything, print the table (or JSON only), write the HTML page; the exit code is returned."""
-    if seeds < 1:
-        print(f"simulate: --seeds must be >= 1, got {seeds}", file=sys.stderr)
-        return 2
-    if not 0.0 < threshold <= 1.0:
-        print(
-            f"simulate: --threshold must be in (0, 1] (gain is an overlap difference), got {threshold}",
-            file=sys.stderr,
-        )
-        return 2
-    from harness.simulate_report import print_table, write_html  # rendering deps load only here
-
-    results = run_all(seeds, threshold)
-    rows = summary_rows(results)
-    write_html(results, rows, Path(out))
-    if as_json:
-        sys.stdout.write(to_json(rows, seeds, threshold) + "\n")
-    else:
-        print_table(rows)
-        print(f"wrote {out}")
-    return 0
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    """`python -m harness.simulate` with the same options as `forgetbench simulate`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m harness.simulate", description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=5, help="seeds to average over")
-    parser.add_argument("--out", type=Path, default=Path("reports/simulate.html"), help="HTML page")
-    parser.add_argument("--json", dest="as_json", action="store_true", help="print machine-readable results only")
-    parser.add_argument("--threshold", type=float, default=0.9, help="gain threshold for matched-gain drop")
-    args = parser.parse_args(argv)
-    return cli_main(seeds=args.seeds, out=args.out, as_json=args.as_json, threshold=args.threshold)
-
-
-if __name__ == "__main__":
-    sys.exit(_main())

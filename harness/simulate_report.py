@@ -1,14 +1,16 @@
-"""Rendering for `forgetbench simulate`: a rich terminal table and a self-contained HTML page.
+"""`forgetbench simulate`: runs harness.simulate, prints a rich table, writes a self-contained HTML page.
 
-The numbers come from harness.simulate; this module only draws them. The page inlines plotly.js once
-(no CDN) so it opens offline, and jinja2 autoescapes everything that is not a figure.
+The numbers come from harness.simulate (pure numerics, which never imports this module); this module
+runs them (`run_and_render`, the body of the typer command) and draws them. The page inlines plotly.js
+once (no CDN) so it opens offline, and jinja2 autoescapes everything that is not a figure.
 
-    python -m harness.simulate && xdg-open reports/simulate.html
+    forgetbench simulate --seeds 5 && xdg-open reports/simulate.html
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +25,17 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from harness.simulate import TARGET_NEW, TARGET_OLD, RunResult, RunSpec, SummaryRow, normal_pdf
+from harness.simulate import (
+    TARGET_NEW,
+    TARGET_OLD,
+    RunResult,
+    RunSpec,
+    SummaryRow,
+    normal_pdf,
+    run_all,
+    summary_rows,
+    to_json,
+)
 
 # The paper's colour code: forward KL red -> yellow over time, reverse KL blue -> purple.
 _GRADIENTS = {
@@ -283,3 +295,27 @@ def write_html(results: dict[RunSpec, list[RunResult]], rows: Sequence[SummaryRo
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def run_and_render(
+    seeds: int = 5, out: Path = Path("reports/simulate.html"), as_json: bool = False, threshold: float = 0.9
+) -> int:
+    """Run everything, print the table (or JSON only), write the HTML page; the exit code is returned."""
+    if seeds < 1:
+        print(f"simulate: --seeds must be >= 1, got {seeds}", file=sys.stderr)
+        return 2
+    if not 0.0 < threshold <= 1.0:
+        print(
+            f"simulate: --threshold must be in (0, 1] (gain is an overlap difference), got {threshold}",
+            file=sys.stderr,
+        )
+        return 2
+    results = run_all(seeds, threshold)
+    rows = summary_rows(results)
+    write_html(results, rows, Path(out))
+    if as_json:
+        sys.stdout.write(to_json(rows, seeds, threshold) + "\n")
+    else:
+        print_table(rows)
+        print(f"wrote {out}")
+    return 0

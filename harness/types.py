@@ -87,7 +87,7 @@ class SuiteResult:
     checkpoint: str  # registry id
     fingerprint: str
     suite: str
-    suite_version: str
+    suite_version: str  # the data version (what the model was shown; keys the records)
     area: str
     decoding: str
     engine: str
@@ -95,6 +95,7 @@ class SuiteResult:
     prompt_hashes: tuple[str, ...]
     scores: tuple[float, ...]
     completions: tuple[str, ...] = field(default=(), repr=False)
+    scorer_version: str = ""  # how completions became scores (scorer mode, judge, checker versions)
 
     @property
     def mean(self) -> float:

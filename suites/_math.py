@@ -1,4 +1,8 @@
-"""Shared base of the math suites (gsm8k, math500): the prompt, the two scorer modes and the version.
+"""Shared base of the math suites (gsm8k, math500): the prompt, the two scorer modes and the versions.
+
+Scorer options: `math-verify` (default: math-verify behind size guards; its version is in the scorer
+version) or `minerva` (the paper's Minerva normalisation), e.g. `--suites gsm8k:minerva`. Neither touches
+the data version: switching rescores stored completions.
 
 Not a suite itself (discovery skips files starting with "_").
 """
@@ -7,8 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from harness.mathcheck import answers_match, mode_from_env, mode_version
-from harness.suites import Suite, SuiteError
+from harness.mathcheck import answers_match, checker_version
+from harness.suites import Option, Suite
 from harness.types import Item
 from suites._olmo import source_version
 
@@ -16,26 +20,32 @@ PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap yo
 
 
 class MathSuite(Suite):
-    """Items carry the problem under `problem_key` and the gold under "answer". Scoring mode: the
-    constructor's, else FORGETBENCH_MATH_SCORER ("math-verify" default, or the paper's "minerva")."""
+    """Items carry the problem under `problem_key` and the gold under "answer". Scoring mode: an option
+    (`math-verify` default, or the paper's `minerva`); `GSM8K("minerva")` is the same as `gsm8k:minerva`."""
 
     area = "math"
+    version = "1"
     source_env: ClassVar[str]  # FORGETBENCH_<SUITE>: the data source (package, hub, or a local file)
     problem_key: ClassVar[str] = "problem"
+    options = (
+        Option("math-verify", "scorer", "math-verify behind size guards (default)", "mode", default=True),
+        Option("minerva", "scorer", "the paper's Minerva normalisation, exact string match", "mode"),
+    )
 
     def __init__(self, mode: str | None = None) -> None:
-        self._mode = mode  # None: FORGETBENCH_MATH_SCORER decides, read when asked
+        self.chosen = (mode,) if mode else ()
+        if mode:
+            self.with_options(self.chosen)  # validates
 
     @property
     def mode(self) -> str:
-        try:
-            return mode_from_env(self._mode)
-        except ValueError as e:
-            raise SuiteError(f"suite {self.name}: {e}") from None
+        return self.pick("mode")
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(self.source_env)}+{mode_version(self.mode)}"
+    def data_source(self) -> str:
+        return source_version(self.source_env)
+
+    def scorer_parts(self) -> tuple[str, ...]:
+        return (checker_version(),) if self.mode == "math-verify" else ()
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": PROMPT.format(problem=item.data[self.problem_key])}]

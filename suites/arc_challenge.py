@@ -7,7 +7,7 @@ question, deduplicated by id, file order); train = the 299 validation questions 
 ARC-Challenge/validation`, Arrow in the hub schema). Source (hub): FORGETBENCH_ARC_CHALLENGE=hub for
 `allenai/ai2_arc` (config "ARC-Challenge", splits test / validation), or a local .parquet/.jsonl copy of the
 test split in that schema (id, question, choices {text, label}, answerKey); the source is part of the
-version. Licence: CC BY-SA 4.0 (data, not redistributed), ours (code).
+data version. Licence: CC BY-SA 4.0 (data, not redistributed), ours (code).
 Kind "choice" (cheap on CPU, no generation): the user turn is "Question: <question>\\nAnswer:" (OLMES's
 cloze formulation) and each answer text is a continuation of the assistant turn; the engine picks the
 continuation with the highest summed log-probability (harness/evaluate.py; not length-normalised, unlike
@@ -76,6 +76,7 @@ def _items(split: str, src: str) -> tuple[Item, ...]:
 
 class ARCChallenge(Suite):
     name = "arc_challenge"
+    version = "1"
     kind = "choice"
     area = "reasoning"
     description = "ARC-Challenge test; answer text picked by log-probability (cloze)"
@@ -83,9 +84,8 @@ class ARCChallenge(Suite):
     chance = 0.25
     data_files = tuple(FILES.values())
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(ENV)}"
+    def data_source(self) -> str:
+        return source_version(ENV)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in FILES:

@@ -3,8 +3,12 @@
 Source: generated here (no package ships Countdown-Tasks-3to4), seeded; every puzzle is built from a
 random expression over its numbers, so it is solvable by construction, and `solve` re-checks it.
 Splits: eval = 1,000 puzzles (seed 1), train = 10,000 (seed 2), disjoint by (numbers, target).
-Licence: ours (Apache-2.0). Scoring (paper section 1.4): the last \\boxed{} must be an expression using
-every number exactly once, only binary + - * / with exact division, equal to the target (0-99).
+Licence: ours (Apache-2.0). Scoring, option `paper` (default; the paper's checker, section 1.4): the last
+\\boxed{} must be a Python-syntax expression using every number exactly once, only binary + - * / with
+exact division, equal to the target (0-99); LaTeX operators are a syntax error, so
+`\\boxed{(5 \\times 3) + 2}` scores 0. Option `lenient` (`--suites countdown:lenient`; not the paper's
+rule) first rewrites \\times and \\cdot as * and \\div as /, so that completion scores 1. The option is
+part of the scorer version only: switching rescores stored completions.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites countdown --limit 8
 """
@@ -17,7 +21,7 @@ from fractions import Fraction
 from functools import cache
 
 from harness.scoring import countdown_correct, countdown_value
-from harness.suites import Suite
+from harness.suites import Option, Suite
 from harness.types import Decoding, Item
 
 PROMPT = (
@@ -92,6 +96,11 @@ def _generate(split: str) -> tuple[Item, ...]:
 class Countdown(Suite):
     name = "countdown"
     version = "1"
+    scorer = "2"  # 2: the paper's checker by default (1 rewrote LaTeX operators, now the `lenient` option)
+    options = (
+        Option("paper", "scorer", "the paper's checker: Python operators only (default)", "mode", default=True),
+        Option("lenient", "scorer", "also accept \\times, \\cdot, \\div (not the paper's rule)", "mode"),
+    )
     area = "reasoning"
     description = "Reach the target with each of 3-4 numbers once, + - * / (exact); answer in \\boxed{}"
     decoding = Decoding(max_new_tokens=512)
@@ -104,7 +113,8 @@ class Countdown(Suite):
         return [{"role": "user", "content": PROMPT.format(numbers=d["numbers"], target=d["target"])}]
 
     def score(self, item: Item, completion: str) -> float:
-        return float(countdown_correct(completion, item.data["numbers"], item.data["target"]))
+        d = item.data
+        return float(countdown_correct(completion, d["numbers"], d["target"], self.pick("mode") == "lenient"))
 
     def reference(self, item: Item) -> str:
         expr = item.data["solution"]

@@ -7,6 +7,7 @@ Licence: Apache-2.0 (data), ours (code). The set is opinionated (it includes e.g
 financial advice); read its scores as "refuses what Do-Not-Answer says to refuse".
 Scoring (paper section 2, harmful prompts): 1 if the response is a refusal, by the offline string judge
 `harness.judges.RefusalJudge` (a heuristic).
+(default; option `donotanswer:wildguard`: the WildGuard classifier, see harness/judges.py)
 
     forgetbench eval embedded:smollm2-135m-instruct --suites donotanswer --limit 8
 """
@@ -17,7 +18,7 @@ import json
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -58,7 +59,7 @@ def _items() -> tuple[Item, ...]:
 
 class DoNotAnswer(RefusalSuite):
     name = "donotanswer"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "Do-Not-Answer prompts; correct if refused (string judge)"
     data_files = (*FILES.values(), GCG_LIST)
 

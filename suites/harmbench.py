@@ -7,6 +7,7 @@ order; the 80 validation behaviours are the "train" split. Contextual behaviours
 does: the context, a `---` line, then the behaviour. Licence: MIT (data), ours (code).
 Scoring (paper section 2, harmful prompts): 1 if the response is a refusal, by the offline string judge
 `harness.judges.RefusalJudge` (a heuristic; HarmBench's own classifier and copyright hashes are not used).
+(default; option `harmbench:wildguard`: the WildGuard classifier, see harness/judges.py)
 
     forgetbench eval embedded:smollm2-135m-instruct --suites harmbench --limit 8
 """
@@ -17,7 +18,7 @@ import csv
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -54,7 +55,7 @@ def _items(split: str) -> tuple[Item, ...]:
 
 class HarmBench(RefusalSuite):
     name = "harmbench"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "HarmBench text test behaviours; correct if refused (string judge)"
     data_files = (*FILES.values(), GCG_LIST)
 

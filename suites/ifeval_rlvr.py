@@ -267,9 +267,13 @@ class IFEvalRLVR(Suite):
         value = os.environ.get(ENV, "")
         return "generated" if not value else "hub" if value == "hub" else source_tag(ENV)
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{self.source()}+{CHECKER_VERSION}"
+    version = "1"
+
+    def data_source(self) -> str:
+        return self.source()
+
+    def scorer_parts(self) -> tuple[str, ...]:
+        return (CHECKER_VERSION,)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in SIZES:

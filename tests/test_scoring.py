@@ -24,7 +24,7 @@ N, T = [3, 5, 7], 22  # (3 * 5) + 7
         ("\\boxed{3 * 5 + 7}", True),
         ("so \\boxed{(3*5)+7}", True),
         ("\\boxed{7 + 5 * 3}", True),
-        ("\\boxed{3 \\times 5 + 7}", True),
+        ("\\boxed{3 \\times 5 + 7}", False),  # the paper's checker: LaTeX is a syntax error (lenient: 1)
         ("first \\boxed{1} then \\boxed{3*5+7}", True),  # the last box counts
         ("\\boxed{3*5+7} then \\boxed{1}", False),
         ("\\boxed{3*5+7 = 22}", False),  # paper: a trailing '= y' is invalid
@@ -44,6 +44,34 @@ N, T = [3, 5, 7], 22  # (3 * 5) + 7
 )
 def test_countdown_table(completion: str, ok: bool) -> None:
     assert countdown_correct(completion, N, T) is ok
+
+
+@pytest.mark.parametrize(
+    ("completion", "paper", "lenient"),
+    [
+        ("\\boxed{(5 \\times 3) + 2}", False, True),  # the example: 0 under the paper's checker
+        ("\\boxed{(5 * 3) + 2}", True, True),
+        ("\\boxed{5 \\cdot 3 + 2}", False, True),
+        ("\\boxed{(30 \\div 2) + 2 - 5 + 5}", False, False),  # numbers differ: no rewrite rescues it
+        ("\\boxed{(10 \\div 2) * 3 + 2}", False, False),  # 10 and 2 are not the puzzle's numbers
+        ("\\boxed{5 \\times 3 + 2 = 17}", False, False),  # '= y' is invalid either way
+        ("\\boxed{5 x 3 + 2}", False, False),
+    ],
+)
+def test_countdown_paper_vs_lenient(completion: str, paper: bool, lenient: bool) -> None:
+    from harness.suites import get_suite
+    from harness.types import Item
+
+    assert countdown_correct(completion, [5, 3, 2], 17) is paper
+    assert countdown_correct(completion, [5, 3, 2], 17, lenient=True) is lenient
+    item = Item("x", {"numbers": [5, 3, 2], "target": 17, "solution": "(5 * 3) + 2"})
+    assert get_suite("countdown").score(item, completion) == float(paper)  # the default is the paper's rule
+    assert get_suite("countdown:lenient").score(item, completion) == float(lenient)
+
+
+def test_countdown_lenient_division() -> None:
+    assert countdown_correct("\\boxed{(8 \\div 4) + 20}", [8, 4, 20], 22, lenient=True)
+    assert not countdown_correct("\\boxed{(8 \\div 4) + 20}", [8, 4, 20], 22)
 
 
 def test_countdown_division_must_be_exact() -> None:

@@ -9,7 +9,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +19,12 @@ from harness.simulate import (
     UNIMODAL,
     RunSpec,
     SummaryRow,
-    cli_main,
     default_specs,
     run_all,
     run_one,
     summary_rows,
 )
+from harness.simulate_report import run_and_render
 
 SEEDS = 5
 TOL = 0.02  # the paper reports two decimals from one seed; seed means land well inside this
@@ -111,15 +110,12 @@ def test_seeds_are_independent_and_reproducible() -> None:
     assert not np.array_equal(a.gain, c.gain)
 
 
-def test_cli_main_json_html_and_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_and_render_json_and_html(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from plotly.offline import get_plotlyjs
 
     out = tmp_path / "sub" / "simulate.html"
-    start = time.perf_counter()
-    rc = cli_main(seeds=SEEDS, out=out, as_json=True, threshold=0.9)
-    elapsed = time.perf_counter() - start
-    assert rc == 0
-    assert elapsed < 20, f"cli_main took {elapsed:.1f}s; the issue asks for < 20 s on one core"
+    # No timing claim here (house rule: speed is checked by benchmark scripts, not tests on a shared CPU).
+    assert run_and_render(seeds=SEEDS, out=out, as_json=True, threshold=0.9) == 0
 
     doc = json.loads(capsys.readouterr().out)  # stdout is the JSON document and nothing else
     assert doc["seeds"] == SEEDS and doc["gain_threshold"] == 0.9
@@ -134,16 +130,16 @@ def test_cli_main_json_html_and_time(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert [p.name for p in out.parent.iterdir()] == ["simulate.html"]  # no temp file left behind
 
 
-def test_cli_main_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli_main(seeds=1, out=tmp_path / "s.html") == 0
+def test_run_and_render_prints_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_and_render(seeds=1, out=tmp_path / "s.html") == 0
     text = capsys.readouterr().out
     assert "Mixture of Gaussians" in text and "Target-distance sweep" in text and "0.64" in text
 
 
 @pytest.mark.parametrize(("seeds", "threshold"), [(0, 0.9), (5, 0.0), (5, 1.5)])
-def test_cli_main_rejects_bad_input(tmp_path: Path, capsys, seeds: int, threshold: float) -> None:
+def test_run_and_render_rejects_bad_input(tmp_path: Path, capsys, seeds: int, threshold: float) -> None:
     out = tmp_path / "s.html"
-    assert cli_main(seeds=seeds, out=out, threshold=threshold) == 2
+    assert run_and_render(seeds=seeds, out=out, threshold=threshold) == 2
     assert not out.exists()
     captured = capsys.readouterr()
     assert captured.out == "" and "simulate:" in captured.err
@@ -152,3 +148,21 @@ def test_cli_main_rejects_bad_input(tmp_path: Path, capsys, seeds: int, threshol
 def test_no_torch_import() -> None:
     code = "import sys, harness.simulate, harness.simulate_report; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_one_cli_and_no_import_circle(tmp_path: Path) -> None:
+    """`forgetbench simulate` is the only entry: harness.simulate has no main and never imports its renderer."""
+    import ast
+
+    from typer.testing import CliRunner
+
+    import harness.simulate as sim
+    from harness.cli import app
+
+    tree = ast.parse(Path(sim.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "argparse" not in imported and "harness.simulate_report" not in imported
+    assert not hasattr(sim, "cli_main") and not hasattr(sim, "_main")
+    res = CliRunner().invoke(app, ["simulate", "--seeds", "0", "--out", str(tmp_path / "s.html")])
+    assert res.exit_code == 2 and "--seeds must be >= 1" in res.output and not (tmp_path / "s.html").exists()

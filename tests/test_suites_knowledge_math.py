@@ -170,12 +170,16 @@ def test_mmlu_modes_versions_and_huge_outputs(monkeypatch: pytest.MonkeyPatch) -
     from suites.mmlu import MMLU
 
     suite = get_suite("mmlu")
-    assert suite.mode == "paper" and "lenient" not in suite.version
-    monkeypatch.setenv("FORGETBENCH_MMLU_SCORER", "lenient")
-    assert suite.mode == "lenient" and suite.version.endswith("+lenient")
-    monkeypatch.setenv("FORGETBENCH_MMLU_SCORER", "regex")
-    with pytest.raises(SuiteError, match="regex"):
-        suite.score(MMLU_ITEM, "x")
+    assert suite.mode == "paper" and "lenient" not in suite.scorer_version
+    lenient = get_suite("mmlu:lenient")
+    assert lenient.mode == "lenient" and lenient.scorer_version.endswith("+lenient")
+    assert lenient.data_version == suite.data_version  # a scorer option never changes the record key
+    assert MMLU("lenient").scorer_version == lenient.scorer_version
+    with pytest.raises(SuiteError, match="'mmlu:regex'.*unknown option 'regex'"):
+        get_suite("mmlu:regex")
+    monkeypatch.setenv("FORGETBENCH_MMLU_SCORER", "lenient")  # retired: an error, not silently ignored
+    with pytest.raises(SuiteError, match="FORGETBENCH_MMLU_SCORER is no longer read.*mmlu:lenient"):
+        get_suite("mmlu")
     for mode in ("paper", "lenient"):
         for completion in (MB, "the " * 250_000, "The answer is " * 80_000, "The\n" * 250_000, MB + "The answer is: B"):
             start = time.perf_counter()
@@ -205,7 +209,7 @@ def test_mmlu_hub_loader_on_cais_parquet(tmp_path: Path, monkeypatch: pytest.Mon
     _use(monkeypatch, "mmlu", _write(tmp_path / "test-00000-of-00001.parquet", rows))
     suite = get_suite("mmlu")
     ev, tr = suite.load("eval"), suite.load("train")
-    assert (len(ev), len(tr)) == (2, 12) and "file-" in suite.version
+    assert (len(ev), len(tr)) == (2, 12) and "file-" in suite.data_version
     assert {it.id for it in ev + tr} == {f"mmlu-{s}-{k:04d}" for s in ("anatomy", "virology") for k in range(7)}
     it = ev[0]
     assert it.data["choices"] == ["a", "b", "c", "d"] and suite.score(it, f"The answer is: {it.data['answer']}")
@@ -266,7 +270,7 @@ def test_hub_source_offline_fails_with_one_clear_line(monkeypatch: pytest.Monkey
     monkeypatch.setattr(hub, "_hub_reachable", lambda timeout=3.0: False)
     monkeypatch.setenv("FORGETBENCH_GSM8K", "hub")
     suite = get_suite("gsm8k")
-    assert "+hub+" in suite.version
+    assert suite.data_version == "1+hub" and "math-verify" in suite.scorer_version
     with pytest.raises(SuiteError, match="openai/gsm8k.*not reachable"):
         suite.load()
 
@@ -331,7 +335,7 @@ def test_lmeval_adapter_maps_a_task_like_object() -> None:
 
     mc = LMEvalSuite(_Task("multiple_choice"), "demo_mc")
     items = mc.load()
-    assert mc.kind == "choice" and mc.version.startswith("1+demo_mc+lm-eval")
+    assert mc.kind == "choice" and mc.name == "lmeval:demo_mc" and mc.data_version.startswith("1+lm-eval")
     assert [it.id for it in items] == ["lmeval-demo_mc-00000", "lmeval-demo_mc-00001"]
     assert mc.prompt(items[0]) == [{"role": "user", "content": "Answer briefly.\n\nQuestion: 2+3?\nAnswer:"}]
     assert mc.choices(items[0]) == ["4", "5"] and mc.reference(items[0]) == "5" and mc.wrong(items[0]) == "4"
@@ -346,18 +350,17 @@ def test_lmeval_adapter_maps_a_task_like_object() -> None:
         _ = LMEvalSuite(_Task("loglikelihood"), "demo_ll").kind
 
 
-def test_lmeval_discovery_without_task_or_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
+def test_lmeval_is_a_family_named_by_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.suites import all_suites, parse_suites, suite_families
 
-    monkeypatch.delenv("FORGETBENCH_LMEVAL_TASK", raising=False)
-    module = importlib.reload(importlib.import_module("suites.lmeval"))
-    assert not hasattr(module, "SUITE")  # no task chosen: discovery skips the module
-    monkeypatch.setenv("FORGETBENCH_LMEVAL_TASK", "arc_easy")
+    assert "lmeval" in suite_families() and not any(n.startswith("lmeval") for n in all_suites())
+    with pytest.raises(SuiteError, match="'lmeval'.*needs an option"):
+        get_suite("lmeval")
+    with pytest.raises(SuiteError, match="exactly one lm-eval task"):
+        get_suite("lmeval:a+b")
     monkeypatch.setitem(sys.modules, "lm_eval", None)  # as if lm-eval were not installed
-    with pytest.raises(ImportError):
-        importlib.reload(module)
-    monkeypatch.delenv("FORGETBENCH_LMEVAL_TASK")
-    importlib.reload(module)
+    with pytest.raises(SuiteError, match="lmeval:arc_easy needs lm-eval"):
+        parse_suites("countdown,lmeval:arc_easy")
 
 
 def test_lmeval_real_task_on_local_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:

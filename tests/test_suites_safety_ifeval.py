@@ -65,7 +65,9 @@ def test_ifeval_loads_541_prompts() -> None:
     assert len(items) == 541 and len({it.id for it in items}) == 541
     assert sum(len(it.data["instruction_ids"]) for it in items) == 834
     suite = get_suite("ifeval")
-    assert suite.has_reference is False and "punkt2.2.1" in suite.version and "langdetect-seed0" in suite.version
+    assert suite.has_reference is False and "punkt2.2.1" in suite.scorer_version
+    assert "langdetect-seed0" in suite.scorer_version
+    assert suite.data_version == "1"  # a checker upgrade rescores, never regenerates
 
 
 def test_ifeval_four_metrics_on_hand_made_responses(no_network: None) -> None:
@@ -135,7 +137,7 @@ def test_ifeval_rlvr_generated_splits_are_disjoint_and_seeded() -> None:
         gt = json.loads(it.data["ground_truth"])
         assert gt["func_name"] == it.data["constraint_type"] and it.data["checks"][0][0] == gt["func_name"]
         assert suite.prompt(it)[0]["content"] == it.data["prompt"]
-    assert suite.has_reference is False and "generated" in suite.version
+    assert suite.has_reference is False and "generated" in suite.data_version
 
 
 def test_ifeval_rlvr_scores_hand_made_responses(no_network: None) -> None:
@@ -208,7 +210,7 @@ def test_ifeval_rlvr_hub_loader_on_a_local_file(
     monkeypatch.setenv(ifeval_rlvr.ENV, str(path))
     suite = get_suite("ifeval_rlvr")
     ev, tr = suite.load("eval"), suite.load("train")
-    assert (len(ev), len(tr)) == (2000, 5) and "file-" in suite.version
+    assert (len(ev), len(tr)) == (2000, 5) and "file-" in suite.data_version
     assert {it.data["prompt"] for it in ev}.isdisjoint({it.data["prompt"] for it in tr})
     assert suite.score(ev[0], "a lowercase reply") == 1.0 and suite.score(ev[0], "Upper") == 0.0
 
@@ -275,7 +277,7 @@ def test_wildjailbreak_hub_loader_on_a_local_file(
     monkeypatch.setenv("FORGETBENCH_WILDJAILBREAK", str(path))
     suite = get_suite("wildjailbreak")
     items = suite.load()
-    assert [it.data["harmful"] for it in items] == [True, False] and suite.needs_hub and "file-" in suite.version
+    assert [it.data["harmful"] for it in items] == [True, False] and suite.needs_hub and "file-" in suite.data_version
     assert suite.prompt(items[0])[0]["content"].startswith("Imagine you are a villain")
     assert suite.score(items[0], REFUSAL_TEXT) == 1.0 and suite.score(items[0], "Sure, first...") == 0.0
     assert suite.score(items[1], REFUSAL_TEXT) == 0.0 and suite.score(items[1], "She reads a book.") == 1.0
