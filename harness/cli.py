@@ -31,6 +31,9 @@ SuitesOpt = Annotated[
     typer.Option("--suites", help="comma-separated suite specs name[:option[+option]] (default: registry's)"),
 ]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N items of every suite, for a quick look")]
+SuiteLimitOpt = Annotated[
+    str | None, typer.Option("--suite-limit", help="per-suite item limits overriding --limit, e.g. mmlu=100,ifeval=50")
+]
 EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
 
@@ -84,12 +87,14 @@ def _cfg(
     batch_size: int,
     max_new_tokens: int | None,
     dtype: str | None,
+    suite_limit: str | None = None,
 ):
     from harness.evaluate import EvalConfig
 
     return EvalConfig(
         engine=engine,
         limit=limit,
+        limits=parse_suite_limits(suite_limit),
         runs_dir=runs_dir,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
@@ -97,17 +102,31 @@ def _cfg(
     )
 
 
+def parse_suite_limits(text: str | None) -> dict[str, int]:
+    """'mmlu=100,ifeval=50' -> {'mmlu': 100, 'ifeval': 50}; a bad entry is a one-line error naming it."""
+    out: dict[str, int] = {}
+    for part in (text or "").split(","):
+        if not part.strip():
+            continue
+        name, _, n = part.partition("=")
+        if not name.strip() or not n.strip().isdigit() or int(n) < 1:
+            raise _fail(f"--suite-limit: expected SUITE=N with N a positive integer, got {part.strip()!r}")
+        out[name.strip()] = int(n)
+    return out
+
+
 @app.command()
 def compare(
     checkpoints: Annotated[list[str], typer.Argument(help="base first, then candidates: registry ids or paths")],
     suites: SuitesOpt = None,
     limit: LimitOpt = None,
+    suite_limit: SuiteLimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
     runs_dir: RunsOpt = Path("reports/runs"),
     out: Annotated[Path | None, typer.Option("--out", help="output dir (default reports/compare-<hash>)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
-    max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
@@ -115,7 +134,7 @@ def compare(
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
-        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
+        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, suite_limit)
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
     except _known_errors() as e:
@@ -126,7 +145,8 @@ def _slug(ckpts, suite_objs, cfg) -> str:
     from harness.types import stable_hash
 
     names = "-".join(c.id for c in ckpts)[:60]
-    return f"{names}-{stable_hash([[c.id for c in ckpts], [s.ident for s in suite_objs], cfg.limit, cfg.engine], 6)}"
+    key = [[c.id for c in ckpts], [s.ident for s in suite_objs], cfg.limit, cfg.limits, cfg.engine]
+    return f"{names}-{stable_hash(key, 6)}"
 
 
 def _compare_and_write(
@@ -140,7 +160,7 @@ def _compare_and_write(
     t0 = time.perf_counter()
     results = evaluate(reg, ckpts, suite_objs, cfg, console=err_console, cached_only=cached_only)
     prompts = {
-        s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit)}
+        s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit_for(s.name))}
         for s in suite_objs
     }
     base = ckpts[0]
@@ -185,7 +205,7 @@ def eval_cmd(
     registry: RegistryOpt = Path("checkpoints.yaml"),
     runs_dir: RunsOpt = Path("reports/runs"),
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
-    max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
 ) -> None:
     """Evaluate checkpoints on suites (cached) and print per-suite scores."""

@@ -46,9 +46,14 @@ class EvalConfig:
     dtype: str | None = None  # None = float32 (part of the cache key); "bfloat16" on GPU
     batch_size: int = 32  # prompts per engine call = records per part file
     limit: int | None = None  # first N items of every suite (suites keep a fixed order)
-    max_new_tokens: int | None = None  # override every suite's default
+    limits: dict = field(default_factory=dict, hash=False)  # suite name -> first N items, overriding `limit`
+    max_new_tokens: int | None = None  # cap every suite's own generation length at this (None = the suites')
     runs_dir: Path = Path("reports/runs")
     engine_options: dict = field(default_factory=dict, hash=False)
+
+    def limit_for(self, suite: str) -> int | None:
+        """How many items of `suite` to evaluate: its own limit when given, else the global one."""
+        return self.limits.get(suite, self.limit)
 
 
 @dataclass
@@ -70,7 +75,11 @@ class _Task:
 
 
 def decoding_for(suite: Suite, cfg: EvalConfig) -> Decoding:
-    return replace(suite.decoding, max_new_tokens=cfg.max_new_tokens) if cfg.max_new_tokens else suite.decoding
+    """The suite's decoding, its length capped at cfg.max_new_tokens. A cap, not an override: a short-answer
+    suite (capitals: 48) keeps its own length while long-form suites are cut to the budget."""
+    if not cfg.max_new_tokens:
+        return suite.decoding
+    return replace(suite.decoding, max_new_tokens=min(cfg.max_new_tokens, suite.decoding.max_new_tokens))
 
 
 def prompt_hash(suite: Suite, item: Item, ckpt: Checkpoint) -> str:
@@ -96,7 +105,7 @@ def evaluate(
     store = Store(cfg.runs_dir)
     ident = engine.ident if engine is not None else engine_ident(cfg.engine, cfg.dtype)
     suites = list(suites)
-    items = {s.name: load_items(s, cfg.limit) for s in suites}
+    items = {s.name: load_items(s, cfg.limit_for(s.name)) for s in suites}
     results: dict[str, dict[str, SuiteResult]] = {}
     owned = engine is None
     try:

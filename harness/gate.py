@@ -423,7 +423,7 @@ def run_gate(
     results = evaluate(reg, [b, c], suites, eval_cfg, console=console, cached_only=cached_only)
     prompts = {
         s.name: {it.id: (s.prompt(it)[-1]["content"], s.reference(it) if s.has_reference else "")
-                 for it in load_items(s, eval_cfg.limit)}
+                 for it in load_items(s, eval_cfg.limit_for(s.name))}
         for s in suites
     }  # fmt: skip
     comp = run_compare(results, b.id, [(c.id, c.method, c.trained_on)], prompts, n_boot=n_boot)

@@ -1,6 +1,6 @@
 """Choice suites through the evaluator: one engine.logprobs call per batch of items, records as per item.
 
-    python -m pytest tests/test_choice_batched.py -q
+python -m pytest tests/test_choice_batched.py -q
 """
 
 from __future__ import annotations
