@@ -203,11 +203,13 @@ def bench_compare(a: argparse.Namespace) -> dict:
         common += ["--runs-dir", a.runs_dir or "reports/runs", "--max-new-tokens", "256", "--cached-only"]
         first = None
     else:
+        from harness.suites import get_suite
         from tests.fakes import write_fake
 
-        suites = DEMO_SUITES.split(",")
+        # Suites without gold responses (ifeval, safety) get the fake's default answer.
+        scored = [n for n in DEMO_SUITES.split(",") if get_suite(n).has_reference]
         ckpts = [
-            str(write_fake(work / f"m{k}.fake.json", dict.fromkeys(suites, 0.3 * k), 16, seed=k)) for k in range(3)
+            str(write_fake(work / f"m{k}.fake.json", dict.fromkeys(scored, 0.3 * k), 16, seed=k)) for k in range(3)
         ]
         common = ["--engine", "fake", "--runs-dir", str(work / "runs")]
     common += ["--suites", DEMO_SUITES, "--limit", "16", "--out", str(work / "out")]
