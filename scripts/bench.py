@@ -195,7 +195,7 @@ def _print_table(table: dict[str, dict[str, dict]]) -> None:
 
 def bench_compare(a: argparse.Namespace) -> dict:
     """Median wall time of 3 fully cached `forgetbench compare` runs (plus the first, filling run if fake)."""
-    exe = str(Path(sys.executable).parent / "forgetbench")
+    exe = [sys.executable, "-m", "harness.cli"]  # this tree's harness (cwd=ROOT), as the forgetbench command
     env = os.environ | {"PYTHONWARNINGS": "ignore"}
     work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
     if a.registry:
@@ -216,7 +216,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
 
     def run() -> float:
         t = time.perf_counter()
-        subprocess.run([exe, "compare", *ckpts, *common], check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        subprocess.run([*exe, "compare", *ckpts, *common], check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
         return time.perf_counter() - t
 
     if not a.registry:
