@@ -35,6 +35,10 @@ SuiteLimitOpt = Annotated[
     str | None, typer.Option("--suite-limit", help="per-suite item limits overriding --limit, e.g. mmlu=100,ifeval=50")
 ]
 EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
+EngineOptsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--engine-opt", help="KEY=VALUE for the engine, repeatable (batching=static, tensor_parallel_size=2)"),
+]
 RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
 
 
@@ -87,6 +91,7 @@ def _cfg(
     batch_size: int,
     max_new_tokens: int | None,
     dtype: str | None,
+    engine_opts: list[str] | None = None,
     suite_limit: str | None = None,
 ):
     from harness.evaluate import EvalConfig
@@ -99,6 +104,7 @@ def _cfg(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         dtype=dtype,
+        engine_options=_engine_options(engine_opts or []),
     )
 
 
@@ -112,6 +118,20 @@ def parse_suite_limits(text: str | None) -> dict[str, int]:
         if not name.strip() or not n.strip().isdigit() or int(n) < 1:
             raise _fail(f"--suite-limit: expected SUITE=N with N a positive integer, got {part.strip()!r}")
         out[name.strip()] = int(n)
+    return out
+
+
+def _engine_options(pairs: list[str]) -> dict:
+    """--engine-opt KEY=VALUE pairs; values read as JSON when they parse (2, 0.5, true), else as strings."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise _fail(f"--engine-opt {pair!r}: expected KEY=VALUE, e.g. tensor_parallel_size=2")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
     return out
 
 
@@ -130,11 +150,12 @@ def compare(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
+    engine_opt: EngineOptsOpt = None,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
-        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, suite_limit)
+        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
     except _known_errors() as e:
@@ -207,6 +228,7 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
     max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
+    engine_opt: EngineOptsOpt = None,
 ) -> None:
     """Evaluate checkpoints on suites (cached) and print per-suite scores."""
     from harness.evaluate import evaluate
@@ -217,7 +239,7 @@ def eval_cmd(
             reg,
             ckpts,
             suite_objs,
-            _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype),
+            _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt),
             console=err_console,
         )
     except _known_errors() as e:

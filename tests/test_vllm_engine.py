@@ -234,3 +234,18 @@ def test_embedded_smollm2_matches_hf(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         vl.close()
         hf.close()
+
+
+def test_forgetbench_command_works_outside_the_repository(tmp_path: Path) -> None:
+    """scripts/setup_vllm.sh installs the project into the vllm environment: its console script runs anywhere."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).parent / "forgetbench"
+    assert exe.exists(), f"{exe} missing: run scripts/setup_vllm.sh (editable install of the project)"
+    (tmp_path / "m.fake.json").write_text('{"default": "4"}')
+    env = os.environ | {"FORGETBENCH_HOME": str(tmp_path / "home")}
+    cmd = [str(exe), "eval", "m.fake.json", "--engine", "fake", "--suites", "arithmetic", "--limit", "2"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "arithmetic" in res.stdout

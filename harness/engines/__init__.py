@@ -102,4 +102,8 @@ def make_engine(name: str, **kwargs: object) -> Engine:
         module = importlib.import_module(module_name)
     except ImportError as e:
         raise EngineError(f"engine {name!r} needs a package that is not installed: {e.name}") from e
-    return getattr(module, cls_name)(**kwargs)
+    cls = getattr(module, cls_name)
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # an engine option it does not take (--engine-opt): one line naming it
+        raise EngineError(f"engine {name!r} does not take these options {sorted(kwargs)}: {e}") from e

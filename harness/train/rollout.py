@@ -92,7 +92,11 @@ class Sampler:
     def sample(
         self, suite: Suite, items: Sequence[Item], prompts: Sequence[str], k: int, decoding: Decoding, step: int
     ) -> list[tuple[Item, Completion, Rollout]]:
-        """k samples per item, grouped item by item (item 0's k samples first), each with its reward."""
+        """k samples per item, grouped item by item (item 0's k samples first), each with its reward.
+
+        All len(items) x k samples go to the engine in one call: the hf engine batches continuously (a short
+        answer's row is refilled at once) and seeds each request's sampler by its index, so the k samples of
+        one prompt differ and the step's rollouts do not depend on batch_size."""
         flat = [p for p in prompts for _ in range(k)]
         outs = self.engine.generate(flat, decoding)
         rows = []
