@@ -29,7 +29,7 @@ RegistryOpt = Annotated[Path, typer.Option("--registry", help="checkpoints.yaml 
 SuitesOpt = Annotated[str | None, typer.Option("--suites", help="comma-separated suite names (default: registry's)")]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N items of every suite, for a quick look")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
-RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
+RunsOpt = Annotated[str, typer.Option("--runs-dir", help="record store: a path or a URL (s3://, gs://, file://)")]
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -77,7 +77,7 @@ def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
 def _cfg(
     engine: str,
     limit: int | None,
-    runs_dir: Path,
+    runs_dir: Path | str,
     batch_size: int,
     max_new_tokens: int | None,
     dtype: str | None,
@@ -101,7 +101,7 @@ def compare(
     limit: LimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = Path("reports/runs"),
+    runs_dir: RunsOpt = "reports/runs",
     out: Annotated[Path | None, typer.Option("--out", help="output dir (default reports/compare-<hash>)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
     max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
@@ -179,7 +179,7 @@ def eval_cmd(
     limit: LimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = Path("reports/runs"),
+    runs_dir: RunsOpt = "reports/runs",
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
     max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
@@ -215,7 +215,7 @@ def report(
     try:
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
-        cfg = EvalConfig(**(ev | {"runs_dir": Path(ev["runs_dir"])}))
+        cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         reg, ckpts, suite_objs = _resolve(
             Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
         )

@@ -1,7 +1,8 @@
 """Evaluate checkpoints on suites: the ONLY stage that loads a model, through an Engine.
 
-Plan (checkpoint x suite x decoding) -> look up the store -> pool every missing request of a checkpoint
-across suites -> length-sort -> batch -> engine -> one atomic part file per batch -> SuiteResults.
+Plan (checkpoint x suite x decoding) -> look up the store -> claim what is missing (a concurrent run on the
+store waits, then re-reads) -> pool every missing request of a checkpoint across suites -> length-sort ->
+batch -> engine -> one atomic part file per batch -> SuiteResults.
 A second run finds everything in the store and never imports torch.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites countdown --limit 8
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,7 +47,7 @@ class EvalConfig:
     batch_size: int = 32  # prompts per engine call = records per part file
     limit: int | None = None  # first N items of every suite (suites keep a fixed order)
     max_new_tokens: int | None = None  # override every suite's default
-    runs_dir: Path = Path("reports/runs")
+    runs_dir: Path | str = Path("reports/runs")  # a path or an fsspec URL (s3://, gs://, memory://...)
     engine_options: dict = field(default_factory=dict, hash=False)
 
 
@@ -97,6 +99,7 @@ def evaluate(
     items = {s.name: load_items(s, cfg.limit) for s in suites}
     results: dict[str, dict[str, SuiteResult]] = {}
     owned = engine is None
+    claim = ExitStack()  # the record groups of the checkpoint being evaluated (see Store.claim)
     try:
         for ckpt in checkpoints:
             fp = fingerprint(ckpt)
@@ -110,6 +113,12 @@ def evaluate(
             todo = sum(len(t.missing()) for t in tasks)
             if todo and cached_only:
                 raise MissingRecordsError(f"checkpoint {ckpt.id}: {todo} item(s) not in the store {cfg.runs_dir}")
+            if todo:  # claim, then re-read: a concurrent run on this store may have evaluated them meanwhile
+                keys = [(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) for t in tasks]
+                claim.enter_context(store.claim(keys, on_wait=lambda msg: console.print(msg, highlight=False)))
+                for t in tasks:
+                    t.cached = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident)
+                todo = sum(len(t.missing()) for t in tasks)
             if todo:
                 if engine is None:
                     engine = make_engine(
@@ -122,7 +131,9 @@ def evaluate(
                     raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
                 _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)
             results[ckpt.id] = {t.suite.name: _result(t, store, ident) for t in tasks}
+            claim.close()
     finally:
+        claim.close()
         if owned and engine is not None:
             engine.close()
     return results
