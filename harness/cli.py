@@ -108,11 +108,22 @@ def compare(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="evaluate as Ray tasks: auto | local | ray://host:port")
+    ] = None,
+    ray_gpus_per_task: Annotated[
+        float | None, typer.Option("--ray-gpus-per-task", help="GPUs per Ray task (default 1 if the cluster has GPUs)")
+    ] = None,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
+        if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
+            from harness.distributed import run_plan
+
+            run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
+            cached_only = True
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
     except _known_errors() as e:
