@@ -92,7 +92,8 @@ def run_plan(
         import ray
         from ray.exceptions import RayError, RayTaskError
     except ImportError:
-        raise DistributedError("--ray needs Ray: pip install 'forgetbench[ray]'") from None
+        # no brackets in the message: the CLI prints it through rich markup
+        raise DistributedError("--ray needs Ray, which is not installed: install forgetbench's ray extra") from None
     import harness
     import suites as suites_pkg
 
