@@ -39,7 +39,7 @@ EngineOptsOpt = Annotated[
     list[str] | None,
     typer.Option("--engine-opt", help="KEY=VALUE for the engine, repeatable (batching=static, tensor_parallel_size=2)"),
 ]
-RunsOpt = Annotated[Path, typer.Option("--runs-dir", help="record store")]
+RunsOpt = Annotated[str, typer.Option("--runs-dir", help="record store: a path or a URL (s3://, gs://, file://)")]
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -87,7 +87,7 @@ def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
 def _cfg(
     engine: str,
     limit: int | None,
-    runs_dir: Path,
+    runs_dir: Path | str,
     batch_size: int,
     max_new_tokens: int | None,
     dtype: str | None,
@@ -143,7 +143,7 @@ def compare(
     suite_limit: SuiteLimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = Path("reports/runs"),
+    runs_dir: RunsOpt = "reports/runs",
     out: Annotated[Path | None, typer.Option("--out", help="output dir (default reports/compare-<hash>)")] = None,
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
     max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
@@ -151,11 +151,22 @@ def compare(
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
     engine_opt: EngineOptsOpt = None,
+    ray_address: Annotated[
+        str | None, typer.Option("--ray", help="evaluate as Ray tasks: auto | local | ray://host:port")
+    ] = None,
+    ray_gpus_per_task: Annotated[
+        float | None, typer.Option("--ray-gpus-per-task", help="GPUs per Ray task (default 1 if the cluster has GPUs)")
+    ] = None,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
+        if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
+            from harness.distributed import run_plan
+
+            run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
+            cached_only = True
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
     except _known_errors() as e:
@@ -224,7 +235,7 @@ def eval_cmd(
     limit: LimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = Path("reports/runs"),
+    runs_dir: RunsOpt = "reports/runs",
     batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
     max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
@@ -261,7 +272,7 @@ def report(
     try:
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
-        cfg = EvalConfig(**(ev | {"runs_dir": Path(ev["runs_dir"])}))
+        cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         reg, ckpts, suite_objs = _resolve(
             Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
         )

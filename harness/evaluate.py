@@ -1,7 +1,8 @@
 """Evaluate checkpoints on suites: the ONLY stage that loads a model, through an Engine.
 
-Plan (checkpoint x suite x decoding) -> look up the store -> pool every missing request of a checkpoint
-across suites -> length-sort -> batch -> engine -> one atomic part file per batch -> SuiteResults.
+Plan (checkpoint x suite x decoding) -> look up the store -> claim what is missing (a concurrent run on the
+store waits, then re-reads) -> pool every missing request of a checkpoint across suites -> length-sort ->
+batch -> engine -> one atomic part file per batch -> SuiteResults.
 Records are keyed by the suite's data version only; scores are computed from the stored completions with
 the suite's current scorer (stamped as scorer_version), so a scorer switch or upgrade never regenerates.
 A second run finds everything in the store and never imports torch.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,7 +50,7 @@ class EvalConfig:
     limit: int | None = None  # first N items of every suite (suites keep a fixed order)
     limits: dict = field(default_factory=dict, hash=False)  # suite name -> first N items, overriding `limit`
     max_new_tokens: int | None = None  # cap every suite's own generation length at this (None = the suites')
-    runs_dir: Path = Path("reports/runs")
+    runs_dir: Path | str = Path("reports/runs")  # a path or an fsspec URL (s3://, gs://, memory://...)
     engine_options: dict = field(default_factory=dict, hash=False)
 
     def limit_for(self, suite: str) -> int | None:
@@ -108,6 +110,7 @@ def evaluate(
     items = {s.name: load_items(s, cfg.limit_for(s.name)) for s in suites}
     results: dict[str, dict[str, SuiteResult]] = {}
     owned = engine is None
+    claim = ExitStack()  # the record groups of the checkpoint being evaluated (see Store.claim)
     try:
         for ckpt in checkpoints:
             fp = fingerprint(ckpt)
@@ -121,6 +124,12 @@ def evaluate(
             todo = sum(len(t.missing()) for t in tasks)
             if todo and cached_only:
                 raise MissingRecordsError(f"checkpoint {ckpt.id}: {todo} item(s) not in the store {cfg.runs_dir}")
+            if todo:  # claim, then re-read: a concurrent run on this store may have evaluated them meanwhile
+                keys = [(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) for t in tasks]
+                claim.enter_context(store.claim(keys, on_wait=lambda msg: console.print(msg, highlight=False)))
+                for t in tasks:
+                    t.cached = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident)
+                todo = sum(len(t.missing()) for t in tasks)
             if todo:
                 if engine is None:
                     engine = make_engine(
@@ -133,7 +142,9 @@ def evaluate(
                     raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
                 _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)
             results[ckpt.id] = {t.suite.name: _result(t, store, ident) for t in tasks}
+            claim.close()
     finally:
+        claim.close()
         if owned and engine is not None:
             engine.close()
     return results

@@ -1,22 +1,33 @@
-"""Append-only, content-addressed record store (parquet), safe against kills.
+"""Append-only, content-addressed record store (parquet) on a local path or any fsspec URL, safe against kills.
 
-Layout under the runs directory (default reports/runs):
+Layout under the runs directory (default reports/runs; or s3://bucket/prefix, gs://..., memory://..., file://...):
 
-    records/<fingerprint>/<suite>@<version>/<decoding>__<engine>/part-<time>-<pid>-<n>.parquet
+    records/<fingerprint>/<suite>@<version>/<decoding>__<engine>/part-<time>-<pid>-<n>-<rand>.parquet
     checkpoints/<fingerprint>.json          # what we knew about the checkpoint when it was evaluated
+    claims/<fingerprint>/<suite>@<version>/<decoding>__<engine>...  # who is evaluating a group now
 
-Each evaluated batch becomes one part file, written to a temp name and renamed: a killed run loses
-at most the batch in flight and never leaves a half-written part. Reads merge all parts; for the
-same (item, prompt hash) the newest part wins.
+Each evaluated batch becomes one part file under a unique name that appears whole or not at all: on a
+filesystem it is written to a temp name and renamed; on an object store (no rename) it is one put. A
+killed run loses at most the batch in flight. Reads merge all parts; for the same item the newest part wins.
+A part whose columns are missing or mistyped is a StoreError naming the file.
+
+Concurrent runs on one store evaluate each group once: `claim` holds the groups a run is about to
+evaluate (an fcntl lock on a local path, released by the kernel when the holder dies; claim files with a
+heartbeat on a URL, see harness/claims.py) and the caller re-reads the store once it holds them.
 
     python -c "from harness.store import Store; print(Store('reports/runs').fingerprints())"
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -42,43 +53,132 @@ _SCHEMA = pa.schema(
     ]
 )
 _NAMES = [f.name for f in fields(Record)]
+# Object stores commit a put atomically and have no rename: a part there is written in one put. Every
+# other fsspec filesystem (file://, sftp, hdfs...) gets temp name + mv, which is atomic where a rename is.
+_ONE_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "oci", "memory"}
+Key = tuple[str, str, str, str, str]  # (fingerprint, suite, suite version, decoding key, engine ident)
 
 
 class StoreError(Exception):
-    """A stored file is unreadable or from an incompatible schema (names the file)."""
+    """A stored file is unreadable or from an incompatible schema, or the store cannot be reached (names it)."""
 
 
 def _safe(part: str) -> str:
     return part.replace("/", "_").replace(os.sep, "_")
 
 
+def _check_columns(table: pa.Table, part: object) -> None:
+    """Every column the Record needs, of the right kind, without nulls: else the file is named, not a KeyError."""
+    for f in _SCHEMA:
+        found = table.schema.get_all_field_indices(f.name)
+        if len(found) != 1:
+            raise StoreError(f"{part}: record file {'lacks' if not found else 'repeats'} column {f.name!r}")
+        kind = table.schema.field(found[0]).type
+        ok = pa.types.is_integer(kind) if pa.types.is_integer(f.type) else kind in (pa.string(), pa.large_string())
+        if not ok:
+            raise StoreError(f"{part}: column {f.name!r} is {kind}, expected {f.type}")
+        if table.column(found[0]).null_count:
+            raise StoreError(f"{part}: column {f.name!r} has {table.column(found[0]).null_count} empty value(s)")
+
+
+def is_url(root: Path | str) -> bool:
+    return isinstance(root, str) and "://" in root
+
+
 class Store:
-    def __init__(self, root: Path | str) -> None:
-        self.root = Path(root)
+    """Records on a local path (os calls, fcntl claims) or an fsspec URL (one-put parts, claim files)."""
+
+    def __init__(self, root: Path | str, settle_s: float = 1.0, stale_s: float = 60.0) -> None:
+        self.url = str(root)
         self._seq = 0
+        self._fs: Any = None
+        if is_url(root):
+            try:
+                from fsspec.core import url_to_fs
 
-    def key_dir(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> Path:
-        return self.root / "records" / fingerprint / f"{_safe(suite)}@{_safe(version)}" / f"{decoding}__{_safe(engine)}"
+                self._fs, path = url_to_fs(str(root))
+            except (ImportError, ValueError, OSError) as e:
+                raise StoreError(f"record store {root}: cannot open ({type(e).__name__}: {e})") from None
+            self.root: Path | str = path.rstrip("/")
+            protocol = self._fs.protocol if isinstance(self._fs.protocol, str) else self._fs.protocol[0]
+            self._one_put = protocol in _ONE_PUT
+            from harness.claims import ClaimFiles
 
+            self._claims = ClaimFiles(self._fs, self._write, settle_s=settle_s, stale_s=stale_s)
+        else:
+            self.root = Path(root)
+
+    # -- paths ----------------------------------------------------------------------------------------
+    def _join(self, *parts: str) -> Path | str:
+        return self.root.joinpath(*parts) if isinstance(self.root, Path) else "/".join([self.root, *parts])
+
+    def _rel(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> tuple[str, str, str]:
+        return fingerprint, f"{_safe(suite)}@{_safe(version)}", f"{decoding}__{_safe(engine)}"
+
+    def key_dir(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> Path | str:
+        return self._join("records", *self._rel(fingerprint, suite, version, decoding, engine))
+
+    def _name(self, path: Path | str) -> str:
+        """A path as the user wrote the store: with its protocol (memory://, s3://) for messages."""
+        return self._fs.unstrip_protocol(str(path)) if self._fs is not None else str(path)
+
+    # -- low-level file access: local path or fsspec ----------------------------------------------------
+    def _list(self, d: Path | str, pattern: str) -> list[Path | str]:
+        try:
+            if self._fs is None:
+                return sorted(Path(d).glob(pattern)) if Path(d).is_dir() else []
+            return sorted(self._fs.glob(f"{d}/{pattern}"))
+        except OSError as e:
+            raise StoreError(f"{self._name(d)}: cannot list the record store ({e})") from None
+
+    def _read(self, path: Path | str) -> bytes | None:
+        try:
+            return Path(path).read_bytes() if self._fs is None else self._fs.cat_file(path)
+        except FileNotFoundError:
+            return None
+
+    def _write(self, path: Path | str, data: bytes) -> None:
+        """Commit `data` at `path` whole or not at all, under a per-writer temp name (no collisions)."""
+        try:
+            if self._fs is None:
+                path = Path(path)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, path)  # the rename is the commit point
+            elif self._one_put:
+                self._fs.pipe_file(path, data)  # an object appears whole or not at all
+            else:
+                head, name = str(path).rsplit("/", 1)
+                self._fs.makedirs(head, exist_ok=True)
+                tmp = f"{head}/.{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+                self._fs.pipe_file(tmp, data)
+                self._fs.mv(tmp, str(path))
+        except OSError as e:
+            raise StoreError(f"{self._name(path)}: cannot write to the record store ({e})") from None
+
+    # -- records --------------------------------------------------------------------------------------
     def load(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> dict[str, Record]:
         """Records by item id (newest wins)."""
-        d = self.key_dir(fingerprint, suite, version, decoding, engine)
         out: dict[str, Record] = {}
-        if not d.exists():
-            return out
-        for part in sorted(d.glob("part-*.parquet")):
+        for part in self._list(self.key_dir(fingerprint, suite, version, decoding, engine), "part-*.parquet"):
             try:
-                table = pq.read_table(part)
+                data = self._read(part)
+                if data is None:  # removed between list and read (a user cleaning up): nothing to merge
+                    continue
+                table = pq.read_table(pa.BufferReader(data))
             except (OSError, pa.ArrowInvalid) as e:
-                raise StoreError(f"{part}: unreadable record file ({e})") from None
-            rows = table.to_pylist()
-            for row in rows:
-                if row.get("schema") != SCHEMA_VERSION:
-                    raise StoreError(f"{part}: schema {row.get('schema')} != {SCHEMA_VERSION}; re-run or migrate")
+                raise StoreError(f"{self._name(part)}: unreadable record file ({str(e).splitlines()[0]})") from None
+            _check_columns(table, self._name(part))
+            for row in table.to_pylist():
+                if row["schema"] != SCHEMA_VERSION:
+                    raise StoreError(
+                        f"{self._name(part)}: schema {row['schema']} != {SCHEMA_VERSION}; re-run or migrate"
+                    )
                 out[row["item_id"]] = Record(**{k: row[k] for k in _NAMES})
         return out
 
-    def append(self, records: list[Record]) -> Path | None:
+    def append(self, records: list[Record]) -> Path | str | None:
         """Write one part file per (fingerprint, suite, decoding, engine) group, atomically."""
         if not records:
             return None
@@ -87,29 +187,76 @@ class Store:
             groups.setdefault((r.fingerprint, r.suite, r.suite_version, r.decoding, r.engine), []).append(r)
         last = None
         for key, recs in groups.items():
-            d = self.key_dir(*key)
-            d.mkdir(parents=True, exist_ok=True)
             self._seq += 1
-            name = f"part-{time.time_ns()}-{os.getpid()}-{self._seq:05d}.parquet"
-            tmp = d / f".{name}.tmp"
-            table = pa.Table.from_pylist([asdict(r) for r in recs], schema=_SCHEMA)
-            pq.write_table(table, tmp)
-            os.replace(tmp, d / name)  # the rename is the commit point
-            last = d / name
+            # time first: names sort by age (newest wins); pid + random part: unique across machines
+            name = f"part-{time.time_ns()}-{os.getpid()}-{self._seq:05d}-{uuid.uuid4().hex[:6]}.parquet"
+            sink = pa.BufferOutputStream()
+            pq.write_table(pa.Table.from_pylist([asdict(r) for r in recs], schema=_SCHEMA), sink)
+            d = self.key_dir(*key)
+            last = d / name if isinstance(d, Path) else f"{d}/{name}"
+            self._write(last, sink.getvalue().to_pybytes())
         return last
 
+    # -- claims: one evaluator per group at a time ------------------------------------------------------
+    @contextlib.contextmanager
+    def claim(self, keys: Iterable[Key], on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+        """Hold every group in `keys` until the block ends; re-read the store inside it.
+
+        Waits while another process holds one of them (on_wait gets one line saying who). A holder that
+        dies releases its claims: at once on a local path, after stale_s without a heartbeat on a URL.
+        """
+        rels = sorted({self._rel(*k) for k in keys})
+        if self._fs is not None:
+            with self._claims.hold(["/".join([str(self.root), "claims", *r]) for r in rels], on_wait):
+                yield
+            return
+        with contextlib.ExitStack() as held:
+            for r in rels:  # sorted: two claimants of overlapping groups never deadlock
+                held.enter_context(_flock(self.root.joinpath("claims", *r[:2], f"{r[2]}.lock"), on_wait))
+            yield
+
+    # -- checkpoint facts -------------------------------------------------------------------------------
     def note_checkpoint(self, fingerprint: str, info: dict[str, Any]) -> None:
         """Remember registry facts (id, method, base, trained_on...) next to the records, for leaderboards."""
-        path = self.root / "checkpoints" / f"{fingerprint}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(info, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
+        data = json.dumps(info, indent=1, sort_keys=True, default=str).encode()
+        self._write(self._join("checkpoints", f"{fingerprint}.json"), data)
 
     def checkpoint_info(self, fingerprint: str) -> dict[str, Any]:
-        path = self.root / "checkpoints" / f"{fingerprint}.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        data = self._read(self._join("checkpoints", f"{fingerprint}.json"))
+        return json.loads(data) if data else {}
 
     def fingerprints(self) -> list[str]:
-        d = self.root / "records"
-        return sorted(p.name for p in d.iterdir()) if d.exists() else []
+        d = self._join("records")
+        if self._fs is None:
+            return sorted(p.name for p in Path(d).iterdir()) if Path(d).exists() else []
+        try:
+            return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in self._fs.ls(d, detail=False))
+        except FileNotFoundError:
+            return []
+
+
+def _owner() -> str:
+    return f"pid {os.getpid()} on {socket.gethostname()}"
+
+
+@contextlib.contextmanager
+def _flock(path: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """An exclusive fcntl lock on `path`; the kernel drops it when the holder exits, even on kill -9."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StoreError(f"{path}: cannot create a claim in the record store ({e})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if on_wait:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                on_wait(f"waiting for {path.parent.name}/{path.stem}: being evaluated by {holder}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _owner().encode(), 0)  # for the waiting message only; the lock is the flock
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,144 @@
+"""Run a compare's evaluation plan as Ray tasks on a cluster; the records land in one shared store.
+
+The plan is checkpoint x suite x decoding minus what the store already holds. Each checkpoint that lacks
+records becomes one task (all its suites together, so its weights load once), run by `evaluate` on a
+worker with one engine and the resources it asks for (`gpus_per_task`). Every batch is committed to the
+store as it finishes, so a worker killed mid-task loses only its batch in flight: Ray retries the task
+(`max_retries`) and the retry evaluates only what is still missing. The driver then compares from the
+store alone (the normal cached-only evaluation). Without `--ray` this module is never imported, nor is Ray.
+
+The store must be reachable from every node under the same name: an fsspec URL (s3://, gs://) or a path
+on a shared filesystem. Checkpoint paths are made absolute for the same reason.
+
+    forgetbench compare base.fake.json sft.fake.json --engine fake --suites arithmetic --limit 8 --ray local
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness.engines import EngineError, engine_ident
+from harness.evaluate import EvalConfig, MissingRecordsError, evaluate
+from harness.registry import Checkpoint, Registry
+from harness.store import is_url
+from harness.suites import Suite
+from harness.weights import fingerprint
+
+# Our own settings travel to the workers; everything else about a node is the node's business.
+_ENV = ("FORGETBENCH_HOME", "FORGETBENCH_DATA")
+
+
+class DistributedError(EngineError):
+    """The cluster could not be reached, or its tasks failed (one line). An EngineError: the CLI shows it so."""
+
+
+def plan(registry: Registry, checkpoints: list[Checkpoint], suites: list[Suite], cfg: EvalConfig) -> list[Checkpoint]:
+    """The checkpoints (one per fingerprint) whose records the store lacks for some suite: one task each."""
+    quiet = Console(file=io.StringIO())
+    todo, seen = [], set()
+    for ckpt in checkpoints:
+        fp = fingerprint(ckpt)
+        if fp in seen:
+            continue
+        seen.add(fp)
+        try:
+            evaluate(registry, [ckpt], suites, cfg, console=quiet, cached_only=True)
+        except MissingRecordsError:
+            todo.append(ckpt)
+    return todo
+
+
+def _absolute(ckpt: Checkpoint) -> Checkpoint:
+    """Workers start elsewhere: a relative path must name the same file there (shared filesystem)."""
+    if ckpt.format == "embedded" or not Path(ckpt.path).exists():
+        return ckpt
+    return replace(ckpt, path=str(Path(ckpt.path).resolve()))
+
+
+def _evaluate_task(registry: Registry, ckpt: Checkpoint, suites: list[Suite], cfg: EvalConfig, ident: str) -> dict:
+    """On a worker: evaluate one checkpoint on every suite into the shared store (only what is missing)."""
+    here = engine_ident(cfg.engine, cfg.dtype)
+    if here != ident:  # records would land under a key the driver never reads
+        raise DistributedError(f"worker {socket.gethostname()} has engine {here}, the driver plans {ident}")
+    t0 = time.perf_counter()
+    evaluate(registry, [ckpt], suites, cfg, console=Console(file=io.StringIO()))
+    return {"checkpoint": ckpt.id, "host": socket.gethostname(), "pid": os.getpid(), "s": time.perf_counter() - t0}
+
+
+def run_plan(
+    registry: Registry,
+    checkpoints: list[Checkpoint],
+    suites: list[Suite],
+    cfg: EvalConfig,
+    address: str,
+    gpus_per_task: float | None = None,
+    max_retries: int = 3,
+    console: Console | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate what the store lacks as Ray tasks at `address` (auto | local | ray://host:port | host:port).
+
+    Returns one report per task (checkpoint, host, pid, seconds), in the order they finished.
+    """
+    console = console or Console(stderr=True)
+    try:
+        import ray
+        from ray.exceptions import RayError, RayTaskError
+    except ImportError:
+        # no brackets in the message: the CLI prints it through rich markup
+        raise DistributedError("--ray needs Ray, which is not installed: install forgetbench's ray extra") from None
+    import harness
+    import suites as suites_pkg
+
+    if not is_url(cfg.runs_dir):
+        cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()))
+    todo = plan(registry, checkpoints, suites, cfg)
+    if not todo:
+        console.print("ray: every record is already in the store", highlight=False)
+        return []
+    registry = Registry([_absolute(c) for c in registry.by_id.values()], registry.default_suites, registry.source)
+    ident = engine_ident(cfg.engine, cfg.dtype)
+    # The workers run this very code (not whatever forgetbench a node has installed) with our settings.
+    runtime_env = {
+        "py_modules": [harness, suites_pkg],
+        "env_vars": {k: os.environ[k] for k in _ENV if k in os.environ},
+    }
+    try:
+        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise DistributedError(f"--ray {address}: cannot reach the cluster ({str(e).splitlines()[0]})") from None
+    try:
+        gpus = gpus_per_task if gpus_per_task is not None else (1 if ray.cluster_resources().get("GPU", 0) else 0)
+        task = ray.remote(_evaluate_task).options(
+            num_cpus=1, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False
+        )
+        reg_ref, suites_ref, cfg_ref = ray.put(registry), ray.put(suites), ray.put(cfg)
+        pending = {task.remote(reg_ref, _absolute(c), suites_ref, cfg_ref, ident): c for c in todo}
+        console.print(f"ray: {len(pending)} task(s), {gpus} GPU(s) each, at {address}", highlight=False)
+        reports = []
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            ckpt = pending.pop(ref)
+            try:
+                rep = ray.get(ref)
+            except RayTaskError as e:  # the task raised: show its own one-line error (RegistryError, ...)
+                cause = getattr(e, "cause", None)
+                raise cause if isinstance(cause, Exception) else DistributedError(str(e).splitlines()[0]) from None
+            except RayError as e:  # the worker or node died more than max_retries times
+                raise DistributedError(f"checkpoint {ckpt.id}: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+            reports.append(rep)
+            done = len(todo) - len(pending)
+            console.print(
+                f"ray: {rep['checkpoint']} evaluated on {rep['host']} in {rep['s']:.1f} s ({done}/{len(todo)})",
+                highlight=False,
+            )
+        return reports
+    finally:
+        ray.shutdown()
