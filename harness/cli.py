@@ -7,10 +7,8 @@ forgetbench eval CKPT ... | report DIR | suites | checkpoints | simulate
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -41,11 +39,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from harness.compare import ComparisonError
     from harness.engines import EngineError
     from harness.evaluate import MissingRecordsError
+    from harness.pipeline import InputError
     from harness.registry import RegistryError
     from harness.store import StoreError
     from harness.suites import SuiteError
 
     return (
+        InputError,
         RegistryError,
         SuiteError,
         EngineError,
@@ -54,24 +54,6 @@ def _known_errors() -> tuple[type[Exception], ...]:
         MissingRecordsError,
         FileNotFoundError,
     )
-
-
-def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
-    from harness.registry import Registry
-    from harness.suites import get_suite
-
-    registry = Registry.load(registry_path)
-    ckpts, seen = [], set()
-    for spec in specs:
-        c = registry.resolve(spec)
-        if c.id in seen:  # two paths with the same file name: keep both, distinctly named
-            from dataclasses import replace
-
-            c = replace(c, id=f"{c.id}-{len(seen)}")
-        seen.add(c.id)
-        ckpts.append(c)
-    names = [s.strip() for s in suites_arg.split(",")] if suites_arg else list(registry.default_suites)
-    return registry, ckpts, [get_suite(n) for n in names if n]
 
 
 def _cfg(
@@ -110,8 +92,11 @@ def compare(
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
+    from harness import pipeline
+
     try:
-        reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
+        pipeline.check_flags(limit, max_new_tokens, n_boot, batch_size)
+        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
@@ -129,47 +114,20 @@ def _slug(ckpts, suite_objs, cfg) -> str:
 def _compare_and_write(
     reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool
 ) -> None:
-    from harness.compare import compare as run_compare
-    from harness.evaluate import evaluate
-    from harness.report import render_html, write_json, write_parquet
-    from harness.suites import load_items
+    """The shared pipeline (harness/pipeline.py), then the table; outputs land as one unit."""
+    from harness import pipeline
 
     t0 = time.perf_counter()
-    results = evaluate(reg, ckpts, suite_objs, cfg, console=err_console, cached_only=cached_only)
-    prompts = {
-        s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit)}
-        for s in suite_objs
-    }
-    base = ckpts[0]
-    comp = run_compare(results, base.id, [(c.id, c.method, c.trained_on) for c in ckpts[1:]], prompts, n_boot=n_boot)
-    print_comparison(out_console, comp)
-    config = {
-        "checkpoints": specs,
-        "suites": [s.name for s in suite_objs],
-        "registry": str(reg.source or ""),
-        "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        "n_boot": n_boot,
-        "lineage": {c.id: c.to_dict() for c in ckpts},
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "config.json", json.dumps(config, indent=1, default=str))
-    html = render_html(comp, out / "report.html", config=config)
-    write_json(comp, out / "results.json", config=config)
-    write_parquet(comp, out / "results.parquet")
-    err_console.print(f"report: {html}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
-
-
-def _reference(suite, item) -> str:
-    """The gold answer for the forgotten-items browser; suites without one (IFEval) show their checks."""
-    if not suite.has_reference:
-        return "(no reference answer: scored by the suite's checkers)"
-    return suite.reference(item)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    pipeline.check_paths(out, cfg.runs_dir)
+    run = pipeline.build(reg, ckpts, suite_objs, cfg, specs, n_boot, cached_only=cached_only, console=err_console)
+    print_comparison(out_console, run.comparison)
+    try:
+        pipeline.write_run(run, out)
+    except OSError as e:
+        raise pipeline.InputError(
+            f"--out {out}: cannot write ({e.strerror or e}); the previous output is kept"
+        ) from None
+    err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
 @app.command("eval")
@@ -185,10 +143,13 @@ def eval_cmd(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
 ) -> None:
     """Evaluate checkpoints on suites (cached) and print per-suite scores."""
+    from harness import pipeline
     from harness.evaluate import evaluate
 
     try:
-        reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
+        pipeline.check_flags(limit, max_new_tokens, None, batch_size)
+        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
+        pipeline.check_runs_dir(runs_dir)
         results = evaluate(
             reg,
             ckpts,
@@ -207,6 +168,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="where to write (default: the same dir)")] = None,
 ) -> None:
     """Re-render a comparison from stored records (rescoring with the current scorers); never loads a model."""
+    from harness import pipeline
     from harness.evaluate import EvalConfig
 
     cfg_path = compare_dir / "config.json"
@@ -216,18 +178,13 @@ def report(
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
         cfg = EvalConfig(**(ev | {"runs_dir": Path(ev["runs_dir"])}))
-        reg, ckpts, suite_objs = _resolve(
+        n_boot = config.get("n_boot", 1000)
+        pipeline.check_flags(cfg.limit, cfg.max_new_tokens, n_boot, cfg.batch_size)
+        reg, ckpts, suite_objs = pipeline.resolve(
             Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
         )
         _compare_and_write(
-            reg,
-            ckpts,
-            suite_objs,
-            cfg,
-            out or compare_dir,
-            config.get("n_boot", 1000),
-            config["checkpoints"],
-            cached_only=True,
+            reg, ckpts, suite_objs, cfg, out or compare_dir, n_boot, config["checkpoints"], cached_only=True
         )
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None

@@ -14,8 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.compare import compare, paired_p_value
-from harness.gate import GateConfig, GateConfigError, decide, load_config, overall_p_value, register
+from harness.compare import compare, overall_p_value, paired_p_value
+from harness.gate import GateConfig, GateConfigError, decide, load_config, register
 from harness.suites import get_suite, load_items
 from harness.types import SuiteResult
 
@@ -240,7 +240,7 @@ def _decide(base: dict[str, list[float]], cand: dict[str, list[float]], trained:
         "c": {s: _res("c", s, v) for s, v in cand.items()},
     }
     comp = compare(results, "base", [("c", "sft", trained)], n_boot=200)
-    return comp, decide(comp, results, GateConfig(**cfg))
+    return comp, decide(comp, GateConfig(**cfg))
 
 
 def test_decision_rule_on_constructed_results() -> None:
