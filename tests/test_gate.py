@@ -310,3 +310,67 @@ def test_load_config_validation(tmp_path: Path) -> None:
         f.write_text(text)
         with pytest.raises(GateConfigError, match=needle):
             load_config(f)
+
+
+# -- refusing a gate that cannot mean anything; escaping what the gate did not write --------------------------
+
+
+@pytest.mark.parametrize("candidate", ["./base.fake.json", "copy.fake.json"], ids=["same-file", "identical-copy"])
+def test_same_weights_are_refused_before_any_model_work(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, candidate: str
+) -> None:
+    write_scripted(ws / "base.fake.json", {"arithmetic": 4, "capitals": 4, "countdown": 0}, 4)
+    (ws / "copy.fake.json").write_bytes((ws / "base.fake.json").read_bytes())
+    from harness.engines.fake import FakeEngine
+
+    monkeypatch.setattr(FakeEngine, "load", lambda *a: pytest.fail("a model was loaded"))
+    res = runner.invoke(app, ["gate", "--base", "base", "--candidate", candidate, "--engine", "fake", "--out", "out"])
+    assert res.exit_code == 2, res.output
+    assert "have the same weights (fingerprint" in res.output
+    assert json.loads((ws / "out/gate.json").read_text())["status"] == "undecided"
+
+
+HOSTILE = "<img src=x onerror=alert(1)> [click](https://evil.example) **bold** | `code` <b>x</b>"
+
+
+def _html_of(md: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(md)  # raw HTML on, as GitHub
+
+
+def test_markdown_and_junit_escape_registry_strings() -> None:
+    from harness.gate import junit_xml, markdown
+
+    ones, t = [1.0] * 20, f"t{HOSTILE}"  # a suite name in a table row, a trained_on entry, an id
+    results = {
+        "base": {s: _res("base", s, v) for s, v in {"a": ones, t: [0.0] * 20}.items()},
+        f"c{HOSTILE}": {s: _res("c", s, v) for s, v in {"a": [0.0] * 5 + [1.0] * 15, t: ones}.items()},
+    }
+    comp = compare(results, "base", [(f"c{HOSTILE}", "sft", (t, HOSTILE))], n_boot=100)
+    dec = decide(comp, GateConfig(), notes=[f"Pareto: skipped {HOSTILE} (missing)"])
+    md = markdown(dec)
+    html = _html_of(md)
+    for tag in ("<img", "<a ", "<b>", "<strong>bold", "<code>code"):
+        assert tag not in html, (tag, html)
+    assert "**bold**" in html and "[click](https://evil.example)" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # shown as text, not dropped
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and all(line.count("|") - line.count("\\|") == 9 for line in rows)  # no cell split
+    root = ET.fromstring(junit_xml(replace_error(dec, "bad \x00\x1b[31m" + HOSTILE)).encode())
+    assert HOSTILE in root.find(".//error").get("message")
+
+
+def replace_error(dec, error: str):
+    from dataclasses import replace
+
+    return replace(dec, error=error, exit_code=2)
+
+
+def test_step_summary_escapes_an_error_message(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = ws / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    res = runner.invoke(app, ["gate", "--base", "base", "--candidate", "<img src=x onerror=alert(1)>.pt"])
+    assert res.exit_code == 2
+    html = _html_of(summary.read_text())
+    assert "<img" not in html and "onerror" in html
