@@ -15,7 +15,7 @@ drop = base score - candidate score, positive = forgetting.
 2. Overall: D = mean over non-target suites (those not in the candidate's trained_on; all suites when it has
    none) of drop_s, the paper's "drop". Its p-value is a paired sign-flip permutation test of the same
    suite-averaged statistic (per-item differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND
-   p_D <= alpha.
+   p_D <= alpha. D, its CI and p_D are the Comparison's own (compare.suite_set_drop, meta["non_target_drop"]).
 3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes.
 4. Exit 1 when any of 1-2 is a regression, else 0. Pareto dominance by registered checkpoints (same base,
    same trained_on, records already in the store: never evaluated here) is reported, never gated.
@@ -24,6 +24,9 @@ Statistics: tests are of "no change" (the threshold is a separate condition); BH
 alpha, the overall test adds about alpha/2 (only drops fail), so a candidate that changed nothing fails with
 probability <= 1.5 * alpha. Fixed seeds: the same records always give the same decision. alpha is in [0.001, 1).
 Thresholds come from defaults < the config file (`--config`, else ./forgetbench-gate.yaml if present) < flags.
+The run itself is harness/pipeline.py (shared with compare and report); this module decides and writes
+gate.md / junit.xml / gate.json, escaping every string it did not write. A base and candidate with the same
+weights fingerprint are refused (exit 2) before any model work.
 """
 
 from __future__ import annotations

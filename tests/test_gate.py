@@ -374,3 +374,26 @@ def test_step_summary_escapes_an_error_message(ws: Path, monkeypatch: pytest.Mon
     assert res.exit_code == 2
     html = _html_of(summary.read_text())
     assert "<img" not in html and "onerror" in html
+
+
+@pytest.mark.parametrize("trained_on", ["[countdown]", "[]"], ids=["trained_on", "no-trained_on"])
+def test_gate_and_compare_share_one_comparison(ws: Path, trained_on: str) -> None:
+    # one pipeline: the gate's results.json is compare's, and its overall drop is the Comparison's own
+    write_scripted(ws / "base.fake.json", {"arithmetic": 20, "capitals": 20, "countdown": 0}, 20)
+    write_scripted(ws / "sft.fake.json", {"arithmetic": 12, "capitals": 20, "countdown": 10}, 20)
+    (ws / "checkpoints.yaml").write_text(REGISTRY.replace("[countdown]", trained_on))
+    res = gate(limit=20)
+    assert res.exit_code in (0, 1), res.output
+    cmd = ["compare", "base", "sft", "--engine", "fake", "--suites", SUITES, "--limit", "20", "--n-boot", "200"]
+    from harness.cli import app as main_app
+
+    assert runner.invoke(main_app, [*cmd, "--out", "c"]).exit_code == 0
+    g, c = (json.loads((ws / d / "results.json").read_text()) for d in ("out", "c"))
+    assert {k: v for k, v in g.items() if k != "config"} == {k: v for k, v in c.items() if k != "config"}
+    nt = c["meta"]["non_target_drop"]["sft"]
+    dec = json.loads((ws / "out/gate.json").read_text())
+    assert dec["overall"]["drop"] == nt["drop"] and dec["overall"]["p_value"] == nt["p_value"]
+    assert nt["suites"] == (["arithmetic", "capitals"] if trained_on != "[]" else SUITES.split(","))
+    if trained_on != "[]":
+        assert nt["drop"] == pytest.approx(c["summaries"][0]["drop"])
+        assert nt["ci"] == pytest.approx(c["summaries"][0]["drop_ci"])
