@@ -92,41 +92,31 @@ def compare(
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
-    from harness import pipeline
-
     try:
-        pipeline.check_flags(limit, max_new_tokens, n_boot, batch_size)
-        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
-        out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
-        _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
+        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only)
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
 
-def _slug(ckpts, suite_objs, cfg) -> str:
-    from harness.types import stable_hash
-
-    names = "-".join(c.id for c in ckpts)[:60]
-    return f"{names}-{stable_hash([[c.id for c in ckpts], [s.ident for s in suite_objs], cfg.limit, cfg.engine], 6)}"
-
-
 def _compare_and_write(
-    reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool
+    registry: Path, specs: list[str], suites: str | None, cfg, out: Path | None, n_boot: int, cached_only: bool
 ) -> None:
-    """The shared pipeline (harness/pipeline.py), then the table; outputs land as one unit."""
+    """The shared pipeline (harness/pipeline.py); the table is printed before the outputs land as one unit."""
     from harness import pipeline
 
     t0 = time.perf_counter()
-    pipeline.check_paths(out, cfg.runs_dir)
-    run = pipeline.build(reg, ckpts, suite_objs, cfg, specs, n_boot, cached_only=cached_only, console=err_console)
-    print_comparison(out_console, run.comparison)
-    try:
-        pipeline.write_run(run, out)
-    except OSError as e:
-        raise pipeline.InputError(
-            f"--out {out}: cannot write ({e.strerror or e}); the previous output is kept"
-        ) from None
+    _, out = pipeline.run(
+        registry,
+        specs,
+        suites,
+        cfg,
+        out,
+        n_boot,
+        cached_only=cached_only,
+        console=err_console,
+        finish=lambda run: print_comparison(out_console, run.comparison),
+    )
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
@@ -168,7 +158,6 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="where to write (default: the same dir)")] = None,
 ) -> None:
     """Re-render a comparison from stored records (rescoring with the current scorers); never loads a model."""
-    from harness import pipeline
     from harness.evaluate import EvalConfig
 
     cfg_path = compare_dir / "config.json"
@@ -178,14 +167,10 @@ def report(
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
         cfg = EvalConfig(**(ev | {"runs_dir": Path(ev["runs_dir"])}))
+        suites = ",".join(config["suites"])
+        registry = Path(config["registry"] or "checkpoints.yaml")
         n_boot = config.get("n_boot", 1000)
-        pipeline.check_flags(cfg.limit, cfg.max_new_tokens, n_boot, cfg.batch_size)
-        reg, ckpts, suite_objs = pipeline.resolve(
-            Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
-        )
-        _compare_and_write(
-            reg, ckpts, suite_objs, cfg, out or compare_dir, n_boot, config["checkpoints"], cached_only=True
-        )
+        _compare_and_write(registry, config["checkpoints"], suites, cfg, out or compare_dir, n_boot, cached_only=True)
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None
     except _known_errors() as e:

@@ -409,25 +409,30 @@ def run_gate(
     from harness.weights import fingerprint
 
     console = console or err_console
-    pipeline.check_flags(eval_cfg.limit, eval_cfg.max_new_tokens, n_boot, eval_cfg.batch_size)
     if base == candidate:
         raise GateConfigError(f"--base and --candidate are the same checkpoint ({base})")
+
+    def check(reg: object, ckpts: list, suites: list) -> None:
+        for name in cfg.per_suite:
+            get_suite(name)  # a misspelt override is an error, not a silently ungated suite
+        fb, fc = fingerprint(ckpts[0]), fingerprint(ckpts[1])
+        if fb == fc:  # gating a model against itself always passes: a wrong path in CI must not look green
+            raise GateConfigError(
+                f"--base {base} and --candidate {candidate} have the same weights (fingerprint {fb}): nothing to gate"
+            )
+
+    decision: list[GateDecision] = []
+
+    def finish(run: Run) -> Callable[[Path], None]:
+        dominated, notes = pipeline.pareto_peers(run, eval_cfg, n_boot, console)
+        decision.append(decide(run.comparison, cfg, dominated, notes))
+        return _gate_files(decision[0])
+
     suites_arg = ",".join(cfg.suites) if cfg.suites is not None else None
-    reg, (b, c), suites = pipeline.resolve(registry_path, [base, candidate], suites_arg)
-    for name in cfg.per_suite:
-        get_suite(name)  # a misspelt override is an error, not a silently ungated suite
-    pipeline.check_paths(out, eval_cfg.runs_dir)
-    fb, fc = fingerprint(b), fingerprint(c)
-    if fb == fc:  # gating a model against itself always passes: a wrong path in CI must not look green
-        raise GateConfigError(
-            f"--base {base} and --candidate {candidate} have the same weights (fingerprint {fb}): nothing to gate"
-        )
-    run = pipeline.build(reg, [b, c], suites, eval_cfg, [base, candidate], n_boot, n_perm_for(cfg.alpha),
-                         cached_only, console, extra_config={"gate": asdict(cfg)})  # fmt: skip
-    dominated, notes = pipeline.pareto_peers(run, eval_cfg, n_boot, console)
-    dec = decide(run.comparison, cfg, dominated, notes)
-    write_outputs(dec, out, run)
-    return dec
+    pipeline.run(registry_path, [base, candidate], suites_arg, eval_cfg, out, n_boot, n_perm_for(cfg.alpha),
+                 cached_only, console, {"gate": asdict(cfg)}, check, finish)  # fmt: skip
+    _step_summary(decision[0])
+    return decision[0]
 
 
 def _slug(text: str) -> str:

@@ -1,5 +1,6 @@
-"""One comparison pipeline for `compare`, `report` and `gate`: check the inputs, resolve, evaluate (or
-cached-only), build the Comparison, and write every output of the run as one unit.
+"""One comparison pipeline for `compare`, `report` and `gate` (`run`): check the inputs, resolve, evaluate
+(or cached-only), build the Comparison, and write every output of the run as one unit. The gate adds its
+checks and its decision through `run`'s hooks and decides from the Comparison alone.
 
 Nothing is evaluated before every flag, the output dir and the record store have been checked (InputError:
 one line naming the flag). The outputs are written into a fresh per-process directory beside `--out` and
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from harness.outputs import InputError, check_out, commit
+from harness.types import stable_hash
 
 if TYPE_CHECKING:
     from harness.evaluate import EvalConfig
@@ -28,7 +30,18 @@ if TYPE_CHECKING:
     from harness.suites import Suite
     from harness.types import Comparison, SuiteResult
 
-__all__ = ["InputError", "Run", "build", "check_flags", "check_paths", "check_runs_dir", "resolve", "write_run"]
+__all__ = [
+    "InputError",
+    "Run",
+    "build",
+    "check_flags",
+    "check_paths",
+    "check_runs_dir",
+    "default_out",
+    "resolve",
+    "run",
+    "write_run",
+]
 
 NO_REFERENCE = "(no reference answer: scored by the suite's checkers)"
 
@@ -216,3 +229,42 @@ def pareto_peers(
         everyone = compare(results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot)
         dominated = everyone.summaries[0].dominated_by
     return tuple(dominated), notes
+
+
+def default_out(ckpts: Sequence[Checkpoint], suites: Sequence[Suite], cfg: EvalConfig) -> Path:
+    """reports/compare-<ids>-<hash of ids, suite idents, limit, engine>."""
+    names = "-".join(c.id for c in ckpts)[:60]
+    key = stable_hash([[c.id for c in ckpts], [s.ident for s in suites], cfg.limit, cfg.engine], 6)
+    return Path("reports") / f"compare-{names}-{key}"
+
+
+def run(
+    registry_path: Path,
+    specs: Sequence[str],
+    suites_arg: str | None,
+    cfg: EvalConfig,
+    out: Path | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 4000,
+    cached_only: bool = False,
+    console: Console | None = None,
+    extra_config: dict[str, Any] | None = None,
+    check: Callable[[Registry, list[Checkpoint], list[Suite]], None] | None = None,
+    finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
+) -> tuple[Run, Path]:
+    """The whole pipeline of compare, report and gate: check flags and paths, resolve (`check` may refuse
+    more, e.g. the gate's identical weights), evaluate or cached-only, compare, then `finish(run)` (print a
+    table; the gate decides and returns its files' writer), and write every output as one unit."""
+    check_flags(cfg.limit, cfg.max_new_tokens, n_boot, cfg.batch_size)
+    registry, ckpts, suites = resolve(registry_path, specs, suites_arg)
+    if check is not None:
+        check(registry, ckpts, suites)
+    out = out or default_out(ckpts, suites, cfg)
+    check_paths(out, cfg.runs_dir)
+    result = build(registry, ckpts, suites, cfg, specs, n_boot, n_perm, cached_only, console, extra_config)
+    extra = finish(result) if finish is not None else None
+    try:
+        write_run(result, out, extra)
+    except OSError as e:
+        raise InputError(f"--out {out}: cannot write ({e.strerror or e}); the previous output is kept") from None
+    return result, out
