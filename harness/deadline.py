@@ -2,8 +2,10 @@
 
 `signal.alarm` only interrupts the main thread, and a thread cannot be stopped: a scorer that can run away
 (math-verify on a nested `\\sin` answer ran > 120 s in a worker thread) is run here instead. The child is
-`python -m harness.deadline MODULE:FUNCTION`, speaking one JSON line per call over pipes; on a timeout it is
-killed (and restarted by the next call) and `call` returns TIMEOUT. No fork (unsafe once threads exist), no
+`python -m harness.deadline MODULE:FUNCTION`, speaking one JSON line per call over pipes. The deadline is the
+child's CPU time (Linux /proc; wall clock elsewhere), capped at WALL_FACTOR x in wall time: a loaded machine
+must not fail answers an idle one accepts. Past it the child is killed (and restarted by the next call) and
+`call` returns TIMEOUT. No fork (unsafe once threads exist), no
 re-import of the caller's __main__ (multiprocessing's spawn would), works inside daemonic processes.
 Where no child can be started, the call runs in a daemon thread that is abandoned at the deadline: the caller
 still gets TIMEOUT in time.
@@ -22,10 +24,12 @@ import select
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 TIMEOUT = object()  # what `call` returns when the deadline passed
+WALL_FACTOR = 6.0  # wall-clock cap of a call, in multiples of its CPU deadline
 STARTUP_S = 120.0  # a cold start imports sympy and math-verify; not counted in any call's deadline
 _log = logging.getLogger(__name__)
 _ROOT = str(Path(__file__).resolve().parents[1])  # the child imports this very copy of harness
@@ -76,8 +80,27 @@ class Worker:
         line = proc.stdout.readline()
         return line.strip() if line else None
 
+    def _wait(self, proc: subprocess.Popen[str], deadline_s: float) -> str | None:
+        """The reply, or None once the child used deadline_s CPU seconds or WALL_FACTOR x that in wall time.
+
+        CPU time makes the bound independent of machine load (a loaded CI box must not fail correct answers);
+        the wall cap still ends a call whose child is stuck without using CPU.
+        """
+        start = time.monotonic()
+        cpu0 = _cpu_seconds(proc.pid)
+        while True:
+            left = deadline_s * WALL_FACTOR - (time.monotonic() - start)
+            if left <= 0:
+                return None
+            line = self._readline(proc, min(0.1, left)) if cpu0 is not None else self._readline(proc, deadline_s)
+            if line is not None or proc.poll() is not None:
+                return line
+            cpu = _cpu_seconds(proc.pid)
+            if cpu is None or cpu0 is None or cpu - cpu0 > deadline_s:
+                return None
+
     def call(self, args: list[Any], deadline_s: float) -> Any:
-        """target(*args) in the child, or TIMEOUT after deadline_s seconds (the child is then killed)."""
+        """target(*args) in the child, or TIMEOUT past deadline_s CPU seconds (the child is then killed)."""
         with self._lock:
             if not self._broken and (self._proc is None or self._proc.poll() is not None):
                 self._proc = self._start()
@@ -92,7 +115,7 @@ class Worker:
             except (BrokenPipeError, OSError):
                 self._proc = None
                 return TIMEOUT
-            line = self._readline(proc, deadline_s)
+            line = self._wait(proc, deadline_s)
             if line is None:  # over the deadline (or the child died): kill it, the next call restarts it
                 proc.kill()
                 proc.wait()
@@ -108,6 +131,15 @@ class Worker:
         if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """user + system CPU time of a process (Linux /proc); None where that cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _in_thread(target: str, args: list[Any], deadline_s: float) -> Any:

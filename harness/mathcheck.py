@@ -51,7 +51,7 @@ MAX_NODES = 200  # sympy nodes of a parsed answer given to math-verify
 MAX_BITS = 1 << 17  # upper bound on log2 |value| of any number math-verify may build (~40k digits)
 MAX_TERMS = 64  # upper bound on the monomials of an answer once expanded
 MAX_SYMBOLIC_EXP = 32  # largest exponent of a non-rational base (x, sqrt(2), sin(x), ...)
-DEADLINE_S = 10.0  # wall clock for one (answer, gold) check in the worker process; past it the answer scores 0
+DEADLINE_S = 10.0  # CPU seconds of the worker for one (answer, gold) check (wall clock: 6x); past it: 0
 
 # -- the paper's rule: Minerva normalisation (Lewkowycz et al. 2022, appendix D) ---------------------
 _SUBSTITUTIONS = (
@@ -268,8 +268,8 @@ def verify_in_process(pred: str, gold: str) -> bool:
 
 
 def warm_up() -> None:
-    """Import math-verify and sympy and run one comparison (its first parse builds the LaTeX grammar): the
-    deadline worker does this before taking its first answer, outside any deadline."""
+    """Import math-verify and sympy and build the LaTeX parser (one comparison): the deadline worker does this
+    before taking its first answer, outside any deadline."""
     verify_in_process("\\frac{1}{2}", "0.5")
 
 
@@ -327,7 +327,7 @@ def check(completion: str, gold: str, mode: str = "math-verify") -> Verdict:
         return Verdict(True, "normalised strings equal")
     ok = verify_equal(pred, gold)
     if ok is None:
-        return Verdict(False, f"timeout: math-verify took over {DEADLINE_S:g} s; scored 0")
+        return Verdict(False, f"timeout: math-verify used over {DEADLINE_S:g} CPU-s; scored 0")
     return Verdict(ok, "math-verify: " + ("equivalent" if ok else "not equivalent"))
 
 
