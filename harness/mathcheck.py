@@ -13,9 +13,9 @@ Two modes (`MODES`):
   MAX_SYMBOLIC_EXP ((x+y+z)^200 takes ~45 s to compare, sin(x)^1000 minutes). The guards are not enough
   (a nested `\sin(\sin(...))` answer parses for minutes), so math-verify runs in a worker process
   (`harness.deadline`) from whatever thread scores: past DEADLINE_S seconds the worker is killed and the
-  answer scores 0 with the reason "timeout" (`check` returns it; `answers_match` logs it). math-verify's own
-  signal.alarm timeouts are off: they only work in a main thread, and at 1 s they failed correct answers on
-  a loaded machine (and the parse cache then kept the failure).
+  answer scores 0 with the reason "timeout" (`check` returns it; `answers_match` logs it). Inside the worker
+  (a main thread) math-verify's own alarms still stop each parse/comparison after TIMEOUT_S seconds, as they
+  did in the main thread before.
 - "minerva": the paper's rule exactly (paper.md section 1.5): pre-normalise (\dfrac -> \frac, drop
   \left/\right), extract with the paper's regexes (last \boxed{} with one level of nested braces, else
   last $...$, else last number, else the whole text), apply Lewkowycz et al. (2022) appendix-D
@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
@@ -51,6 +52,7 @@ MAX_NODES = 200  # sympy nodes of a parsed answer given to math-verify
 MAX_BITS = 1 << 17  # upper bound on log2 |value| of any number math-verify may build (~40k digits)
 MAX_TERMS = 64  # upper bound on the monomials of an answer once expanded
 MAX_SYMBOLIC_EXP = 32  # largest exponent of a non-rational base (x, sqrt(2), sin(x), ...)
+TIMEOUT_S = 1  # math-verify's own alarm in the worker, per parse and per comparison (as before the worker)
 DEADLINE_S = 10.0  # CPU seconds of the worker for one (answer, gold) check (wall clock: 6x); past it: 0
 
 # -- the paper's rule: Minerva normalisation (Lewkowycz et al. 2022, appendix D) ---------------------
@@ -222,6 +224,11 @@ def _safe(expr: Any) -> bool:
     return bits <= MAX_BITS and terms <= MAX_TERMS
 
 
+def _timeout() -> int | None:
+    # math-verify's alarms (signal.alarm) work only in a main thread: always so in the deadline worker.
+    return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
+
+
 def _depth_ok(answer: str) -> bool:
     depth = 0
     for ch in answer:
@@ -243,7 +250,7 @@ def _parsed(answer: str) -> tuple[Any, ...]:
         found = parse(
             "\\boxed{" + answer + "}",
             extraction_config=[LatexExtractionConfig(boxed_match_priority=0)],
-            parsing_timeout=None,  # the worker's deadline bounds it, in any thread
+            parsing_timeout=_timeout(),
         )
     except Exception:  # math-verify raises on odd input only with raise_on_error; be safe anyway
         return ()
@@ -262,15 +269,17 @@ def verify_in_process(pred: str, gold: str) -> bool:
     from math_verify import verify
 
     try:
-        return bool(verify(list(g), list(p), timeout_seconds=None))
+        return bool(verify(list(g), list(p), timeout_seconds=_timeout()))
     except Exception:
         return False
 
 
 def warm_up() -> None:
-    """Import math-verify and sympy and build the LaTeX parser (one comparison): the deadline worker does this
-    before taking its first answer, outside any deadline."""
+    """Import math-verify and sympy and build the LaTeX parser (a fraction, a tuple): the deadline worker does
+    this before taking its first answer, outside any deadline; a cold parse cut by an alarm is not kept."""
     verify_in_process("\\frac{1}{2}", "0.5")
+    verify_in_process("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)")
+    _parsed.cache_clear()
 
 
 _worker = Worker("harness.mathcheck:verify_in_process")

@@ -259,7 +259,9 @@ def test_deadline_bounds_scoring_off_the_main_thread(monkeypatch: pytest.MonkeyP
     thread.join(60)
     assert not thread.is_alive(), "scoring hung past its deadline"
     assert time.perf_counter() - start < 30
-    assert got == [mathcheck.Verdict(False, "timeout: math-verify used over 1 CPU-s; scored 0")]
+    # stopped by the worker's deadline, or by math-verify's own alarm (it works there: the worker's main thread)
+    assert len(got) == 1 and not got[0].correct
+    assert got[0].reason in ("timeout: math-verify used over 1 CPU-s; scored 0", "math-verify: not equivalent")
     mathcheck._verify_cached.cache_clear()
     assert mathcheck.check("\\boxed{0.5}", "\\frac12").correct  # a fresh worker takes the next answer
 
