@@ -7,10 +7,8 @@ forgetbench eval CKPT ... | report DIR | suites | checkpoints | simulate
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -51,11 +49,13 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from harness.compare import ComparisonError
     from harness.engines import EngineError
     from harness.evaluate import MissingRecordsError
+    from harness.pipeline import InputError
     from harness.registry import RegistryError
     from harness.store import StoreError
     from harness.suites import SuiteError
 
     return (
+        InputError,
         RegistryError,
         SuiteError,
         EngineError,
@@ -64,24 +64,6 @@ def _known_errors() -> tuple[type[Exception], ...]:
         MissingRecordsError,
         FileNotFoundError,
     )
-
-
-def _resolve(registry_path: Path, specs: list[str], suites_arg: str | None):
-    from harness.registry import Registry
-    from harness.suites import parse_suites
-
-    registry = Registry.load(registry_path)
-    ckpts, seen = [], set()
-    for spec in specs:
-        c = registry.resolve(spec)
-        if c.id in seen:  # two paths with the same file name: keep both, distinctly named
-            from dataclasses import replace
-
-            c = replace(c, id=f"{c.id}-{len(seen)}")
-        seen.add(c.id)
-        ckpts.append(c)
-    # An explicit `--suites ""` is an error (SuiteError), not the registry's default.
-    return registry, ckpts, parse_suites(suites_arg if suites_arg is not None else registry.default_suites)
 
 
 def _cfg(
@@ -160,72 +142,38 @@ def compare(
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
-        reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
         if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
+            from harness import pipeline
             from harness.distributed import run_plan
 
+            reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
             run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
             cached_only = True
-        out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
-        _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
+        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only)
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
 
-def _slug(ckpts, suite_objs, cfg) -> str:
-    from harness.types import stable_hash
-
-    names = "-".join(c.id for c in ckpts)[:60]
-    key = [[c.id for c in ckpts], [s.ident for s in suite_objs], cfg.limit, cfg.limits, cfg.engine]
-    return f"{names}-{stable_hash(key, 6)}"
-
-
 def _compare_and_write(
-    reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool
+    registry: Path, specs: list[str], suites: str | None, cfg, out: Path | None, n_boot: int, cached_only: bool
 ) -> None:
-    from harness.compare import compare as run_compare
-    from harness.evaluate import evaluate
-    from harness.report import render_html, write_json, write_parquet
-    from harness.suites import load_items
+    """The shared pipeline (harness/pipeline.py); the table is printed before the outputs land as one unit."""
+    from harness import pipeline
 
     t0 = time.perf_counter()
-    results = evaluate(reg, ckpts, suite_objs, cfg, console=err_console, cached_only=cached_only)
-    prompts = {
-        s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit_for(s.name))}
-        for s in suite_objs
-    }
-    base = ckpts[0]
-    comp = run_compare(results, base.id, [(c.id, c.method, c.trained_on) for c in ckpts[1:]], prompts, n_boot=n_boot)
-    print_comparison(out_console, comp)
-    config = {
-        "checkpoints": specs,
-        "suites": [s.spec for s in suite_objs],  # with options: `report` re-resolves exactly these
-        "suite_versions": {s.name: {"data": s.data_version, "scorer": s.scorer_version} for s in suite_objs},
-        "registry": str(reg.source or ""),
-        "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-        "n_boot": n_boot,
-        "lineage": {c.id: c.to_dict() for c in ckpts},
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "config.json", json.dumps(config, indent=1, default=str))
-    html = render_html(comp, out / "report.html", config=config)
-    write_json(comp, out / "results.json", config=config)
-    write_parquet(comp, out / "results.parquet")
-    err_console.print(f"report: {html}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
-
-
-def _reference(suite, item) -> str:
-    """The gold answer for the forgotten-items browser; suites without one (IFEval) show their checks."""
-    if not suite.has_reference:
-        return "(no reference answer: scored by the suite's checkers)"
-    return suite.reference(item)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    _, out = pipeline.run(
+        registry,
+        specs,
+        suites,
+        cfg,
+        out,
+        n_boot,
+        cached_only=cached_only,
+        console=err_console,
+        finish=lambda run: print_comparison(out_console, run.comparison),
+    )
+    err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
 @app.command("eval")
@@ -242,10 +190,13 @@ def eval_cmd(
     engine_opt: EngineOptsOpt = None,
 ) -> None:
     """Evaluate checkpoints on suites (cached) and print per-suite scores."""
+    from harness import pipeline
     from harness.evaluate import evaluate
 
     try:
-        reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
+        pipeline.check_flags(limit, max_new_tokens, None, batch_size)
+        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
+        pipeline.check_runs_dir(runs_dir)
         results = evaluate(
             reg,
             ckpts,
@@ -273,19 +224,10 @@ def report(
         config = json.loads(cfg_path.read_text())
         ev = config["eval"]
         cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
-        reg, ckpts, suite_objs = _resolve(
-            Path(config["registry"] or "checkpoints.yaml"), config["checkpoints"], ",".join(config["suites"])
-        )
-        _compare_and_write(
-            reg,
-            ckpts,
-            suite_objs,
-            cfg,
-            out or compare_dir,
-            config.get("n_boot", 1000),
-            config["checkpoints"],
-            cached_only=True,
-        )
+        suites = ",".join(config["suites"])
+        registry = Path(config["registry"] or "checkpoints.yaml")
+        n_boot = config.get("n_boot", 1000)
+        _compare_and_write(registry, config["checkpoints"], suites, cfg, out or compare_dir, n_boot, cached_only=True)
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None
     except _known_errors() as e:

@@ -71,6 +71,57 @@ def paired_p_value(b: np.ndarray, c: np.ndarray, seed: int = 0, n_perm: int = 40
     return float((np.sum(np.abs((signs * d).mean(axis=1)) >= obs - 1e-12) + 1) / (n_perm + 1))
 
 
+def overall_p_value(pairs: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0, n_perm: int = 4000) -> float:
+    """Two-sided paired test of mean over suites of mean(c - b): sign-flip permutation of item differences.
+
+    Each suite weighs 1/S whatever its size, like the drop itself; one suite reduces to paired_p_value.
+    """
+    if len(pairs) == 1:
+        return paired_p_value(pairs[0][0], pairs[0][1], seed, n_perm)
+    x = np.concatenate([(c - b) / (len(pairs) * b.size) for b, c in pairs])
+    x = x[x != 0]  # unchanged items contribute nothing under any sign
+    if x.size == 0:
+        return 1.0
+    obs = abs(x.sum()) - 1e-12
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for k in range(0, n_perm, 500):  # chunks bound memory for large suites
+        signs = rng.choice((-1.0, 1.0), size=(min(500, n_perm - k), x.size))
+        hits += int(np.sum(np.abs(signs @ x) >= obs))
+    return (hits + 1) / (n_perm + 1)
+
+
+def suite_set_drop(
+    results: Mapping[str, Mapping[str, SuiteResult]],
+    base: str,
+    cid: str,
+    suites: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+    n_perm: int = 4000,
+) -> dict[str, object] | None:
+    """Drop of `cid` over a set of suites: mean of per-suite drops, its paired bootstrap CI and overall p.
+
+    The bootstrap uses compare's own per-suite indices, so over the non-target suites the CI equals the
+    summary's drop_ci. None for an empty set.
+    """
+    if not suites:
+        return None
+    pairs = [_aligned(results[base][s], results[cid][s]) for s in suites]
+    drop = float(np.mean([(b.mean() - c.mean()) * 100 for b, c in pairs]))
+    deltas = [
+        (c - b)[boot_indices(s, b.size, n_boot, seed)].mean(axis=1) for s, (b, c) in zip(suites, pairs, strict=True)
+    ]
+    boot = -np.mean(deltas, axis=0) * 100
+    return {
+        "suites": list(suites),
+        "n": int(sum(b.size for b, _ in pairs)),
+        "drop": drop,
+        "ci": (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))),
+        "p_value": overall_p_value(pairs, seed, n_perm),
+    }
+
+
 def benjamini_hochberg(p: Sequence[float]) -> list[float]:
     """BH-adjusted q-values (step-up, monotone), in the input order."""
     p_arr = np.asarray(p, float)
@@ -103,10 +154,13 @@ def compare(
     n_boot: int = 1000,
     seed: int = 0,
     max_forgotten: int = 200,
+    n_perm: int = 4000,
 ) -> Comparison:
     """results[ckpt][suite]; checkpoints = (id, method, trained_on) of the candidates, in order.
 
     prompts[suite][item_id] = (prompt text, reference answer), for the forgotten-items browser.
+    meta["non_target_drop"][ckpt]: suite_set_drop over the suites not in its trained_on (all of them when
+    it has none), with the overall p-value (n_perm draws): what the gate decides on.
     """
     suites = tuple(results[base])
     warnings: list[str] = []
@@ -179,6 +233,10 @@ def compare(
         "areas": area,
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
+        "non_target_drop": {
+            cid: suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
+            for cid, _, t in checkpoints
+        },
     }
     return Comparison(
         base=base,

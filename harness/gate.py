@@ -15,7 +15,7 @@ drop = base score - candidate score, positive = forgetting.
 2. Overall: D = mean over non-target suites (those not in the candidate's trained_on; all suites when it has
    none) of drop_s, the paper's "drop". Its p-value is a paired sign-flip permutation test of the same
    suite-averaged statistic (per-item differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND
-   p_D <= alpha.
+   p_D <= alpha. D, its CI and p_D are the Comparison's own (compare.suite_set_drop, meta["non_target_drop"]).
 3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes.
 4. Exit 1 when any of 1-2 is a regression, else 0. Pareto dominance by registered checkpoints (same base,
    same trained_on, records already in the store: never evaluated here) is reported, never gated.
@@ -24,6 +24,9 @@ Statistics: tests are of "no change" (the threshold is a separate condition); BH
 alpha, the overall test adds about alpha/2 (only drops fail), so a candidate that changed nothing fails with
 probability <= 1.5 * alpha. Fixed seeds: the same records always give the same decision. alpha is in [0.001, 1).
 Thresholds come from defaults < the config file (`--config`, else ./forgetbench-gate.yaml if present) < flags.
+The run itself is harness/pipeline.py (shared with compare and report); this module decides and writes
+gate.md / junit.xml / gate.json, escaping every string it did not write. A base and candidate with the same
+weights fingerprint are refused (exit 2) before any model work.
 """
 
 from __future__ import annotations
@@ -33,28 +36,24 @@ import math
 import os
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 import yaml
 from rich.console import Console
 
-from harness.compare import boot_indices, paired_p_value
-from harness.types import Comparison, SuiteResult
+from harness.types import Comparison
 
 if TYPE_CHECKING:
     from harness.evaluate import EvalConfig
+    from harness.pipeline import Run
 
 CONFIG_FILE = "forgetbench-gate.yaml"
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNDECIDED = 0, 1, 2
 _CONFIG_KEYS = {"max_drop", "max_suite_drop", "per_suite", "alpha", "suites", "limit"}
-# Outputs of a successful run: removed when a later run in the same dir cannot decide, so no stale
-# report is ever read as this run's.
-_RESULT_FILES = ("config.json", "results.json", "results.parquet", "report.html")
 
 err_console = Console(stderr=True)
 
@@ -174,39 +173,17 @@ class GateDecision:
         return asdict(self) | {"status": self.status}
 
 
-def overall_p_value(pairs: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 0, n_perm: int = 4000) -> float:
-    """Two-sided paired test of mean over suites of mean(c - b): sign-flip permutation of item differences.
-
-    Each suite weighs 1/S whatever its size, like the drop itself; one suite reduces to compare's own test.
-    """
-    if len(pairs) == 1:
-        return paired_p_value(pairs[0][0], pairs[0][1], seed)
-    x = np.concatenate([(c - b) / (len(pairs) * b.size) for b, c in pairs])
-    x = x[x != 0]  # unchanged items contribute nothing under any sign
-    if x.size == 0:
-        return 1.0
-    obs = abs(x.sum()) - 1e-12
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for k in range(0, n_perm, 500):  # chunks bound memory for large suites
-        signs = rng.choice((-1.0, 1.0), size=(min(500, n_perm - k), x.size))
-        hits += int(np.sum(np.abs(signs @ x) >= obs))
-    return (hits + 1) / (n_perm + 1)
-
-
-def _aligned(base: SuiteResult, other: SuiteResult) -> tuple[np.ndarray, np.ndarray]:
-    pos = {i: k for k, i in enumerate(other.item_ids)}
-    return np.asarray(base.scores, float), np.asarray(other.scores, float)[[pos[i] for i in base.item_ids]]
-
-
 def decide(
     comp: Comparison,
-    results: Mapping[str, Mapping[str, SuiteResult]],
     cfg: GateConfig,
     dominated_by: Sequence[str] = (),
     notes: Sequence[str] = (),
 ) -> GateDecision:
-    """Apply the rule to a comparison of exactly one candidate with its base (q-values over its suites)."""
+    """Apply the rule to a comparison of exactly one candidate with its base (q-values over its suites).
+
+    Everything comes from the Comparison: per-suite deltas and q-values, and meta["non_target_drop"] (drop
+    over the non-target suites with compare's bootstrap CI and overall p-value; see compare.suite_set_drop).
+    """
     if len(comp.summaries) != 1:
         raise ValueError("the gate decides on a comparison of exactly one candidate")
     summ = comp.summaries[0]
@@ -222,22 +199,16 @@ def decide(
         ci = (-d.ci_high, -d.ci_low)
         checks.append(Check(d.suite, d.is_target, d.n, d.base_score, d.score, drop, ci, d.p_value, d.q_value, thr,
                             status, reason))  # fmt: skip
-    non = [s for s in comp.suites if s not in summ.trained_on]
+    if cand not in comp.meta.get("non_target_drop", {}):
+        raise ValueError(f"the comparison carries no non-target drop for {cand}")
+    nt = comp.meta["non_target_drop"][cand]
     overall = None
-    if non:
-        pairs = [_aligned(results[base][s], results[cand][s]) for s in non]
-        drop = float(np.mean([-(c.mean() - b.mean()) * 100 for b, c in pairs]))
-        n_boot = int(comp.meta.get("n_boot", 1000))
-        seed = int(comp.meta.get("seed", 0))
-        # compare's own bootstrap indices: the CI equals the report's drop CI whenever that one exists
-        boot = -np.mean([(c - b)[boot_indices(s, b.size, n_boot, seed)].mean(axis=1) * 100
-                         for s, (b, c) in zip(non, pairs, strict=True)], axis=0)  # fmt: skip
-        p = overall_p_value(pairs, seed, max(4000, math.ceil(20 / cfg.alpha)))
-        n = sum(b.size for b, _ in pairs)
+    if nt:
+        drop, p, n = float(nt["drop"]), float(nt["p_value"]), int(nt["n"])
         status, reason = _verdict(drop, cfg.max_drop, p, cfg.alpha, "p", n)
         if status == "warn":
             warnings.append(f"overall: {reason}")
-        ci = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
+        ci = (float(nt["ci"][0]), float(nt["ci"][1]))
         overall = Check("overall", False, n, None, None, drop, ci, p, None, cfg.max_drop, status, reason)
     else:
         notes = [*notes, "every selected suite is a target suite: no overall drop to gate"]
@@ -261,6 +232,11 @@ def decide(
     )
 
 
+def n_perm_for(alpha: float) -> int:
+    """Permutation draws for the overall test: enough that p can fall well below alpha."""
+    return max(4000, math.ceil(20 / alpha))
+
+
 def _verdict(drop: float, thr: float, sig: float, alpha: float, name: str, n: int) -> tuple[str, str]:
     over, significant = drop > thr + 1e-9, sig <= alpha  # 1e-9: a drop exactly at the threshold passes
     if over and significant:
@@ -280,9 +256,24 @@ def _verdict(drop: float, thr: float, sig: float, alpha: float, name: str, n: in
 _ICON = {"pass": "✅", "warn": "⚠️", "fail": "❌"}
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>&|~{}])")
+_XML_BAD = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
 def _md(text: object) -> str:
-    """A table cell: pipes and newlines would break the row; backticks would break code spans."""
-    return str(text).replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    """Untrusted text in markdown: every character that could start HTML, a link, emphasis, a code span or
+    a table cell is backslash-escaped (GitHub renders it literally); newlines would end the line."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
+
+
+def _code(text: object) -> str:
+    """Untrusted text as a code span: literal inside, so only a backtick or a newline could break out."""
+    return "`" + " ".join(str(text).splitlines()).replace("`", "'") + "`"
+
+
+def _xml(text: object) -> str:
+    """XML 1.0 cannot carry control characters (ElementTree would write them raw: an unreadable file)."""
+    return _XML_BAD.sub("\ufffd", str(text))
 
 
 def _pp(x: float | None, ci: tuple[float, float] | None = None) -> str:
@@ -295,7 +286,7 @@ def _pp(x: float | None, ci: tuple[float, float] | None = None) -> str:
 def markdown(dec: GateDecision) -> str:
     """The summary for a PR comment or $GITHUB_STEP_SUMMARY."""
     title = {"pass": "✅ pass", "regression": "❌ regression", "undecided": "⛔ could not decide"}[dec.status]
-    out = [f"## forgetbench gate: {title}", "", f"Candidate `{_md(dec.candidate)}` vs base `{_md(dec.base)}`."]
+    out = [f"## forgetbench gate: {title}", "", f"Candidate {_code(dec.candidate)} vs base {_code(dec.base)}."]
     if dec.error:
         return "\n".join([*out, "", f"**Error:** {_md(dec.error)}", "", "Exit 2: the gate fails closed.", ""])
     c = dec.config
@@ -315,7 +306,7 @@ def markdown(dec: GateDecision) -> str:
     if dec.warnings:
         out += ["", "**Warnings**", *[f"- {_md(w)}" for w in dec.warnings]]
     if dec.dominated_by:
-        out += ["", f"**Pareto:** dominated by {', '.join(f'`{_md(d)}`' for d in dec.dominated_by)} "
+        out += ["", f"**Pareto:** dominated by {', '.join(_code(d) for d in dec.dominated_by)} "
                 "(>= gain and <= drop, one strictly)."]  # fmt: skip
     if dec.notes:
         out += ["", *[f"- {_md(n)}" for n in dec.notes]]
@@ -335,43 +326,47 @@ def junit_xml(dec: GateDecision) -> str:
     suite = ET.SubElement(root, "testsuite", attrs | {"skipped": "0", "time": "0"})
     props = ET.SubElement(suite, "properties")
     for key, value in (("base", dec.base), ("candidate", dec.candidate), ("alpha", f"{dec.config.alpha:g}")):
-        ET.SubElement(props, "property", {"name": key, "value": value})
-    classname = f"forgetbench.gate.{dec.candidate}"
+        ET.SubElement(props, "property", {"name": key, "value": _xml(value)})
+    classname = _xml(f"forgetbench.gate.{dec.candidate}")
     if dec.error:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "gate", "time": "0"})
-        ET.SubElement(case, "error", {"type": "undecided", "message": dec.error}).text = dec.error
+        ET.SubElement(case, "error", {"type": "undecided", "message": _xml(dec.error)}).text = _xml(dec.error)
     for k in cases:
-        name = "overall drop" if k.suite == "overall" else k.suite
+        name = _xml("overall drop" if k.suite == "overall" else k.suite)
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": name, "time": "0"})
         if k.status == "fail":
-            ET.SubElement(case, "failure", {"type": "regression", "message": k.reason}).text = k.reason
+            ET.SubElement(case, "failure", {"type": "regression", "message": _xml(k.reason)}).text = _xml(k.reason)
         sig = f"q={k.q_value:.3g}" if k.q_value is not None else f"p={k.p_value:.3g}"
         text = f"{k.status}: {k.reason}; drop {_pp(k.drop, k.drop_ci)} pp, {sig}, n={k.n}"
-        ET.SubElement(case, "system-out").text = text
+        ET.SubElement(case, "system-out").text = _xml(text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _gate_files(dec: GateDecision) -> Callable[[Path], None]:
+    def write(stage: Path) -> None:
+        (stage / "gate.md").write_text(markdown(dec), encoding="utf-8")
+        (stage / "junit.xml").write_text(junit_xml(dec), encoding="utf-8")
+        (stage / "gate.json").write_text(json.dumps(dec.to_dict(), indent=1, sort_keys=True, default=str))
+
+    return write
 
 
-def write_outputs(dec: GateDecision, out: Path) -> None:
-    """gate.md, junit.xml, gate.json; append the markdown to $GITHUB_STEP_SUMMARY when CI provides one."""
-    out.mkdir(parents=True, exist_ok=True)
-    if dec.error and (out / "gate.json").exists():
-        for name in _RESULT_FILES:
-            (out / name).unlink(missing_ok=True)
-    md = markdown(dec)
-    _write(out / "gate.md", md)
-    _write(out / "junit.xml", junit_xml(dec))
-    _write(out / "gate.json", json.dumps(dec.to_dict(), indent=1, sort_keys=True, default=str))
+def _step_summary(dec: GateDecision) -> None:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(md + "\n")
+            fh.write(markdown(dec) + "\n")
+
+
+def write_outputs(dec: GateDecision, out: Path, run: Run | None = None) -> None:
+    """gate.md, junit.xml, gate.json (+ the comparison's files when there is one) as one unit; then append
+    the markdown to $GITHUB_STEP_SUMMARY when CI provides one. Without a run (could not decide) the
+    previous results go with the swap: no stale report is read as this run's."""
+    from harness.pipeline import write_run
+
+    write_run(run, out, extra=_gate_files(dec))
+    _step_summary(dec)
 
 
 # -- running it ---------------------------------------------------------------------------------------------
@@ -383,12 +378,14 @@ def _errors() -> tuple[type[Exception], ...]:
     from harness.engines import EngineError
     from harness.evaluate import MissingRecordsError
     from harness.judges import JudgeError
+    from harness.pipeline import InputError
     from harness.registry import RegistryError
     from harness.store import StoreError
     from harness.suites import SuiteError
 
-    return (GateConfigError, RegistryError, SuiteError, DataError, JudgeError, EngineError, ComparisonError,
-            StoreError, MissingRecordsError, FileNotFoundError, NotImplementedError, ValueError)  # fmt: skip
+    return (GateConfigError, InputError, RegistryError, SuiteError, DataError, JudgeError, EngineError,
+            ComparisonError, StoreError, MissingRecordsError, FileNotFoundError, NotImplementedError,
+            ValueError)  # fmt: skip
 
 
 def run_gate(
@@ -402,71 +399,40 @@ def run_gate(
     cached_only: bool = False,
     console: Console | None = None,
 ) -> GateDecision:
-    """Evaluate (what is not cached), compare, decide, write the report files; raises on anything missing."""
-    from harness.compare import ComparisonError, check_comparable
-    from harness.compare import compare as run_compare
-    from harness.evaluate import MissingRecordsError, evaluate
-    from harness.registry import Registry, RegistryError
-    from harness.report import render_html, write_json, write_parquet
-    from harness.suites import get_suite, load_items
+    """Check inputs, run the shared comparison pipeline, decide, write every output as one unit.
+
+    Raises (exit 2 in gate_cmd) on anything missing, and before any model work on bad flags, an unusable
+    --out/--runs-dir, or a candidate whose weights are the base's (same file or an identical copy).
+    """
+    from harness import pipeline
+    from harness.suites import get_suite
+    from harness.weights import fingerprint
 
     console = console or err_console
-    reg = Registry.load(registry_path)
-    b, c = reg.resolve(base), reg.resolve(candidate)
     if base == candidate:
         raise GateConfigError(f"--base and --candidate are the same checkpoint ({base})")
-    if c.id == b.id:  # two files with the same name: keep both, distinctly named
-        c = replace(c, id=f"{c.id}-candidate")
-    for name in cfg.per_suite:
-        get_suite(name)  # a misspelt override is an error, not a silently ungated suite
-    suites = [get_suite(n) for n in (cfg.suites or reg.default_suites)]
-    results = evaluate(reg, [b, c], suites, eval_cfg, console=console, cached_only=cached_only)
-    prompts = {
-        s.name: {it.id: (s.prompt(it)[-1]["content"], s.reference(it) if s.has_reference else "")
-                 for it in load_items(s, eval_cfg.limit_for(s.name))}
-        for s in suites
-    }  # fmt: skip
-    comp = run_compare(results, b.id, [(c.id, c.method, c.trained_on)], prompts, n_boot=n_boot)
-    # Pareto peers: registered children of the same base trained for the same suites, from the store only.
-    notes, peers = [], []
-    for p in reg.by_id.values():
-        if p.id in (b.id, c.id) or p.base != b.id or not p.trained_on or set(p.trained_on) != set(c.trained_on):
-            continue
-        try:
-            res = evaluate(reg, [p], suites, eval_cfg, console=console, cached_only=True)
-            for s in suites:
-                check_comparable(results[b.id][s.name], res[p.id][s.name])
-        except (MissingRecordsError, RegistryError, ComparisonError, FileNotFoundError) as e:
-            notes.append(f"Pareto: skipped {p.id} ({e})")
-            continue
-        results[p.id] = res[p.id]
-        peers.append((p.id, p.method, p.trained_on))
-    dominated = comp.summaries[0].dominated_by
-    if peers:
-        everyone = run_compare(results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot)
-        dominated = everyone.summaries[0].dominated_by
-    dec = decide(comp, {k: results[k] for k in (b.id, c.id)}, cfg, dominated, notes)
-    config = {
-        "checkpoints": [base, candidate],
-        "suites": [s.name for s in suites],
-        "registry": str(reg.source or ""),
-        "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(eval_cfg).items()},
-        "n_boot": n_boot,
-        "lineage": {k.id: k.to_dict() for k in (b, c)},
-        "gate": asdict(cfg),
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        _write(out / "config.json", json.dumps(config, indent=1, default=str))
-        render_html(comp, out / "report.html", config=config)
-        write_json(comp, out / "results.json", config=config)
-        write_parquet(comp, out / "results.parquet")
-    except BaseException:
-        for name in _RESULT_FILES:  # nothing half-written: a partial set would read as this run's result
-            (out / name).unlink(missing_ok=True)
-        raise
-    write_outputs(dec, out)
-    return dec
+
+    def check(reg: object, ckpts: list, suites: list) -> None:
+        for name in cfg.per_suite:
+            get_suite(name)  # a misspelt override is an error, not a silently ungated suite
+        fb, fc = fingerprint(ckpts[0]), fingerprint(ckpts[1])
+        if fb == fc:  # gating a model against itself always passes: a wrong path in CI must not look green
+            raise GateConfigError(
+                f"--base {base} and --candidate {candidate} have the same weights (fingerprint {fb}): nothing to gate"
+            )
+
+    decision: list[GateDecision] = []
+
+    def finish(run: Run) -> Callable[[Path], None]:
+        dominated, notes = pipeline.pareto_peers(run, eval_cfg, n_boot, console)
+        decision.append(decide(run.comparison, cfg, dominated, notes))
+        return _gate_files(decision[0])
+
+    suites_arg = ",".join(cfg.suites) if cfg.suites is not None else None
+    pipeline.run(registry_path, [base, candidate], suites_arg, eval_cfg, out, n_boot, n_perm_for(cfg.alpha),
+                 cached_only, console, {"gate": asdict(cfg)}, check, finish)  # fmt: skip
+    _step_summary(decision[0])
+    return decision[0]
 
 
 def _slug(text: str) -> str:
@@ -512,7 +478,7 @@ def gate_cmd(
         dec = GateDecision(base=base, candidate=candidate, exit_code=EXIT_UNDECIDED, error=msg, config=cfg)
         try:
             write_outputs(dec, out)
-        except OSError as w:
+        except Exception as w:  # an unusable --out: the message above and exit 2 still reach CI
             err_console.print(f"[bold red]error:[/] cannot write {out}: {w}", highlight=False)
     typer.echo(markdown(dec))
     if dec.exit_code != EXIT_UNDECIDED:

@@ -10,9 +10,12 @@ Two modes (`MODES`):
   Parsed answers that could make sympy slow are not compared (they fall back to the string rule): values
   over MAX_BITS bits (power towers, 10^(10^10), 99999999!), sums/products/integrals/limits, more than
   MAX_NODES nodes, over MAX_TERMS monomials once expanded, or a non-rational base raised past
-  MAX_SYMBOLIC_EXP ((x+y+z)^200 takes ~45 s to compare, sin(x)^1000 minutes). In the main thread
-  math-verify's own alarms also stop each parse/comparison after TIMEOUT_S seconds; elsewhere the guards
-  alone bound the time.
+  MAX_SYMBOLIC_EXP ((x+y+z)^200 takes ~45 s to compare, sin(x)^1000 minutes). The guards are not enough
+  (a nested `\sin(\sin(...))` answer parses for minutes), so math-verify runs in a worker process
+  (`harness.deadline`) from whatever thread scores: past DEADLINE_S seconds the worker is killed and the
+  answer scores 0 with the reason "timeout" (`check` returns it; `answers_match` logs it). Inside the worker
+  (a main thread) math-verify's own alarms still stop each parse/comparison after TIMEOUT_S seconds, as they
+  did in the main thread before.
 - "minerva": the paper's rule exactly (paper.md section 1.5): pre-normalise (\dfrac -> \frac, drop
   \left/\right), extract with the paper's regexes (last \boxed{} with one level of nested braces, else
   last $...$, else last number, else the whole text), apply Lewkowycz et al. (2022) appendix-D
@@ -27,15 +30,20 @@ are read.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
 import threading
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from harness.deadline import TIMEOUT, Worker
 from harness.scoring import MAX_SCAN, last_boxed
+
+_log = logging.getLogger(__name__)
 
 MODES = ("math-verify", "minerva")
 MODE_ENV = "FORGETBENCH_MATH_SCORER"  # selects the mode of every math suite (unless one is given a mode)
@@ -44,7 +52,8 @@ MAX_NODES = 200  # sympy nodes of a parsed answer given to math-verify
 MAX_BITS = 1 << 17  # upper bound on log2 |value| of any number math-verify may build (~40k digits)
 MAX_TERMS = 64  # upper bound on the monomials of an answer once expanded
 MAX_SYMBOLIC_EXP = 32  # largest exponent of a non-rational base (x, sqrt(2), sin(x), ...)
-TIMEOUT_S = 1  # math-verify's alarm, per parse and per comparison (whole seconds: signal.alarm)
+TIMEOUT_S = 1  # math-verify's own alarm in the worker, per parse and per comparison (as before the worker)
+DEADLINE_S = 10.0  # CPU seconds of the worker for one (answer, gold) check (wall clock: 6x); past it: 0
 
 # -- the paper's rule: Minerva normalisation (Lewkowycz et al. 2022, appendix D) ---------------------
 _SUBSTITUTIONS = (
@@ -216,8 +225,7 @@ def _safe(expr: Any) -> bool:
 
 
 def _timeout() -> int | None:
-    # math-verify's timeouts use signal.alarm, which only works in the main thread; elsewhere the guards
-    # above are what bounds the time.
+    # math-verify's alarms (signal.alarm) work only in a main thread: always so in the deadline worker.
     return TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
 
 
@@ -249,8 +257,12 @@ def _parsed(answer: str) -> tuple[Any, ...]:
     return tuple(x for x in found if isinstance(x, str) or _safe(x))
 
 
-def verify_equal(pred: str, gold: str) -> bool:
-    """math-verify equivalence of two extracted answers (False when either cannot be parsed safely)."""
+def verify_in_process(pred: str, gold: str) -> bool:
+    """math-verify equivalence of two extracted answers (False when either cannot be parsed safely).
+
+    Unbounded off the main thread (no alarms there): callers go through `verify_equal`, which runs this in
+    the worker process under a deadline.
+    """
     g, p = _parsed(gold), _parsed(pred)
     if not any(not isinstance(x, str) for x in p) or not g:
         return False
@@ -260,6 +272,30 @@ def verify_equal(pred: str, gold: str) -> bool:
         return bool(verify(list(g), list(p), timeout_seconds=_timeout()))
     except Exception:
         return False
+
+
+def warm_up() -> None:
+    """Import math-verify and sympy and build the LaTeX parser (a fraction, a tuple): the deadline worker does
+    this before taking its first answer, outside any deadline; a cold parse cut by an alarm is not kept."""
+    verify_in_process("\\frac{1}{2}", "0.5")
+    verify_in_process("(3, \\pi/2)", "\\left( 3, \\frac{\\pi}{2} \\right)")
+    _parsed.cache_clear()
+
+
+_worker = Worker("harness.mathcheck:verify_in_process")
+
+
+def verify_equal(pred: str, gold: str, deadline_s: float | None = None) -> bool | None:
+    """verify_in_process in the deadline worker process: True/False, or None when it ran past the deadline
+    (DEADLINE_S unless given), in any thread. Results are memoised per (pred, gold)."""
+    deadline = DEADLINE_S if deadline_s is None else deadline_s
+    return _verify_cached(pred, gold, deadline)
+
+
+@lru_cache(maxsize=4096)
+def _verify_cached(pred: str, gold: str, deadline_s: float) -> bool | None:
+    result = _worker.call([pred, gold], deadline_s)
+    return None if result is TIMEOUT else bool(result)
 
 
 def mode_from_env(mode: str | None = None) -> str:
@@ -275,16 +311,38 @@ def mode_version(mode: str) -> str:
     return checker_version() if mode == "math-verify" else "minerva"
 
 
-def answers_match(completion: str, gold: str, mode: str = "math-verify") -> bool:
-    """Is the completion's final answer equal to `gold` (an extracted gold answer) under `mode`?"""
+@dataclass(frozen=True)
+class Verdict:
+    """A math score with why: `reason` says which rule decided (a timeout scores 0 and says so)."""
+
+    correct: bool
+    reason: str
+
+
+def check(completion: str, gold: str, mode: str = "math-verify") -> Verdict:
+    """The completion's final answer against `gold` (an extracted gold answer) under `mode`, with the reason."""
     if mode == "minerva":
-        return minerva_equal(completion, gold)
+        ok = minerva_equal(completion, gold)
+        return Verdict(ok, "minerva: normalised strings " + ("equal" if ok else "differ"))
     if mode != "math-verify":
         raise ValueError(f"unknown math scoring mode {mode!r}; choose one of {', '.join(MODES)}")
     pred = extract_answer(completion)
-    if pred is None or len(pred) > MAX_ANSWER:
-        return False
+    if pred is None:
+        return Verdict(False, "no answer found")
+    if len(pred) > MAX_ANSWER:
+        return Verdict(False, f"answer longer than {MAX_ANSWER} characters")
     key = minerva_key(pred)
     if key is not None and key == minerva_key(gold):
-        return True
-    return verify_equal(pred, gold)
+        return Verdict(True, "normalised strings equal")
+    ok = verify_equal(pred, gold)
+    if ok is None:
+        return Verdict(False, f"timeout: math-verify used over {DEADLINE_S:g} CPU-s; scored 0")
+    return Verdict(ok, "math-verify: " + ("equivalent" if ok else "not equivalent"))
+
+
+def answers_match(completion: str, gold: str, mode: str = "math-verify") -> bool:
+    """Is the completion's final answer equal to `gold` (an extracted gold answer) under `mode`?"""
+    verdict = check(completion, gold, mode)
+    if verdict.reason.startswith("timeout"):
+        _log.warning("math scoring: %s (answer %.60r)", verdict.reason, extract_answer(completion))
+    return verdict.correct

@@ -1,6 +1,6 @@
 """The demo's pieces without a model: the addsub target suite, --max-new-tokens as a cap, --suite-limit.
 
-    .venv/bin/python -m pytest tests/test_demo_target.py -q
+.venv/bin/python -m pytest tests/test_demo_target.py -q
 """
 
 from __future__ import annotations

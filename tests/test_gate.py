@@ -14,8 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from harness.compare import compare, paired_p_value
-from harness.gate import GateConfig, GateConfigError, decide, load_config, overall_p_value, register
+from harness.compare import compare, overall_p_value, paired_p_value
+from harness.gate import GateConfig, GateConfigError, decide, load_config, register
 from harness.suites import get_suite, load_items
 from harness.types import SuiteResult
 
@@ -240,7 +240,7 @@ def _decide(base: dict[str, list[float]], cand: dict[str, list[float]], trained:
         "c": {s: _res("c", s, v) for s, v in cand.items()},
     }
     comp = compare(results, "base", [("c", "sft", trained)], n_boot=200)
-    return comp, decide(comp, results, GateConfig(**cfg))
+    return comp, decide(comp, GateConfig(**cfg))
 
 
 def test_decision_rule_on_constructed_results() -> None:
@@ -310,3 +310,90 @@ def test_load_config_validation(tmp_path: Path) -> None:
         f.write_text(text)
         with pytest.raises(GateConfigError, match=needle):
             load_config(f)
+
+
+# -- refusing a gate that cannot mean anything; escaping what the gate did not write --------------------------
+
+
+@pytest.mark.parametrize("candidate", ["./base.fake.json", "copy.fake.json"], ids=["same-file", "identical-copy"])
+def test_same_weights_are_refused_before_any_model_work(
+    ws: Path, monkeypatch: pytest.MonkeyPatch, candidate: str
+) -> None:
+    write_scripted(ws / "base.fake.json", {"arithmetic": 4, "capitals": 4, "countdown": 0}, 4)
+    (ws / "copy.fake.json").write_bytes((ws / "base.fake.json").read_bytes())
+    from harness.engines.fake import FakeEngine
+
+    monkeypatch.setattr(FakeEngine, "load", lambda *a: pytest.fail("a model was loaded"))
+    res = runner.invoke(app, ["gate", "--base", "base", "--candidate", candidate, "--engine", "fake", "--out", "out"])
+    assert res.exit_code == 2, res.output
+    assert "have the same weights (fingerprint" in res.output
+    assert json.loads((ws / "out/gate.json").read_text())["status"] == "undecided"
+
+
+HOSTILE = "<img src=x onerror=alert(1)> [click](https://evil.example) **bold** | `code` <b>x</b>"
+
+
+def _html_of(md: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(md)  # raw HTML on, as GitHub
+
+
+def test_markdown_and_junit_escape_registry_strings() -> None:
+    from harness.gate import junit_xml, markdown
+
+    ones, t = [1.0] * 20, f"t{HOSTILE}"  # a suite name in a table row, a trained_on entry, an id
+    results = {
+        "base": {s: _res("base", s, v) for s, v in {"a": ones, t: [0.0] * 20}.items()},
+        f"c{HOSTILE}": {s: _res("c", s, v) for s, v in {"a": [0.0] * 5 + [1.0] * 15, t: ones}.items()},
+    }
+    comp = compare(results, "base", [(f"c{HOSTILE}", "sft", (t, HOSTILE))], n_boot=100)
+    dec = decide(comp, GateConfig(), notes=[f"Pareto: skipped {HOSTILE} (missing)"])
+    md = markdown(dec)
+    html = _html_of(md)
+    for tag in ("<img", "<a ", "<b>", "<strong>bold", "<code>code"):
+        assert tag not in html, (tag, html)
+    assert "**bold**" in html and "[click](https://evil.example)" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html  # shown as text, not dropped
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and all(line.count("|") - line.count("\\|") == 9 for line in rows)  # no cell split
+    root = ET.fromstring(junit_xml(replace_error(dec, "bad \x00\x1b[31m" + HOSTILE)).encode())
+    assert HOSTILE in root.find(".//error").get("message")
+
+
+def replace_error(dec, error: str):
+    from dataclasses import replace
+
+    return replace(dec, error=error, exit_code=2)
+
+
+def test_step_summary_escapes_an_error_message(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary = ws / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    res = runner.invoke(app, ["gate", "--base", "base", "--candidate", "<img src=x onerror=alert(1)>.pt"])
+    assert res.exit_code == 2
+    html = _html_of(summary.read_text())
+    assert "<img" not in html and "onerror" in html
+
+
+@pytest.mark.parametrize("trained_on", ["[countdown]", "[]"], ids=["trained_on", "no-trained_on"])
+def test_gate_and_compare_share_one_comparison(ws: Path, trained_on: str) -> None:
+    # one pipeline: the gate's results.json is compare's, and its overall drop is the Comparison's own
+    write_scripted(ws / "base.fake.json", {"arithmetic": 20, "capitals": 20, "countdown": 0}, 20)
+    write_scripted(ws / "sft.fake.json", {"arithmetic": 12, "capitals": 20, "countdown": 10}, 20)
+    (ws / "checkpoints.yaml").write_text(REGISTRY.replace("[countdown]", trained_on))
+    res = gate(limit=20)
+    assert res.exit_code in (0, 1), res.output
+    cmd = ["compare", "base", "sft", "--engine", "fake", "--suites", SUITES, "--limit", "20", "--n-boot", "200"]
+    from harness.cli import app as main_app
+
+    assert runner.invoke(main_app, [*cmd, "--out", "c"]).exit_code == 0
+    g, c = (json.loads((ws / d / "results.json").read_text()) for d in ("out", "c"))
+    assert {k: v for k, v in g.items() if k != "config"} == {k: v for k, v in c.items() if k != "config"}
+    nt = c["meta"]["non_target_drop"]["sft"]
+    dec = json.loads((ws / "out/gate.json").read_text())
+    assert dec["overall"]["drop"] == nt["drop"] and dec["overall"]["p_value"] == nt["p_value"]
+    assert nt["suites"] == (["arithmetic", "capitals"] if trained_on != "[]" else SUITES.split(","))
+    if trained_on != "[]":
+        assert nt["drop"] == pytest.approx(c["summaries"][0]["drop"])
+        assert nt["ci"] == pytest.approx(c["summaries"][0]["drop_ci"])

@@ -26,6 +26,14 @@ from harness.mathcheck import (
     paper_extract,
 )
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _worker_started() -> None:
+    # math-verify runs in a deadline worker process: start it (imports, parser) before any timed check
+    mathcheck._verify_cached.cache_clear()
+    assert mathcheck.check("\\boxed{0.5}", "\\frac12").correct
+
+
 MB = "All work and no play makes Jack a dull boy. " * 23_000  # ~1 MB, no digits
 
 NORMALISE = [  # Lewkowycz et al. appendix D, worked by hand
@@ -215,6 +223,8 @@ def test_adversarial_outputs_off_the_main_thread(tmp_path: Path) -> None:
 def test_model_output_never_reaches_eval(monkeypatch: pytest.MonkeyPatch) -> None:
     # Our code has no eval. latex2sympy2 turns each NUMBER token of its LaTeX lexer into sympy.Number(text),
     # which sympy parses with eval: allow exactly that, a digits-only literal, and nothing else.
+    # math-verify runs in the deadline worker; run the same code in this process so the spy can see it
+    monkeypatch.setattr(mathcheck, "verify_equal", lambda p, g: mathcheck.verify_in_process(p, g))
     answers_match("\\boxed{1}", "2")  # imports done (namedtuple uses eval at import time)
     mathcheck._parsed.cache_clear()
     seen: list[str] = []
@@ -232,3 +242,40 @@ def test_model_output_never_reaches_eval(monkeypatch: pytest.MonkeyPatch) -> Non
         answers_match(completion, "5")
     literal = re.compile(r"^(Integer|Float) \('?[0-9.]+'? \)$")
     assert seen and all(literal.match(code) for code in seen), [c for c in seen if not literal.match(c)][:5]
+
+
+NESTED_SIN = "\\boxed{" + "\\sin(" * 15 + "x" + ")" * 15 + "}"  # parsed for minutes: > 120 s in a thread
+
+
+def test_deadline_bounds_scoring_off_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # signal.alarm cannot stop a thread: the worker process is killed at the deadline and the answer scores 0
+    monkeypatch.setattr(mathcheck, "DEADLINE_S", 1.0)
+    mathcheck._verify_cached.cache_clear()
+    assert answers_match("\\boxed{0.5}", "\\frac12")  # the worker is up (its start is outside any deadline)
+    got: list[mathcheck.Verdict] = []
+    thread = threading.Thread(target=lambda: got.append(mathcheck.check(NESTED_SIN, "\\sin(x)")), daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "scoring hung past its deadline"
+    assert time.perf_counter() - start < 30
+    # stopped by the worker's deadline, or by math-verify's own alarm (it works there: the worker's main thread)
+    assert len(got) == 1 and not got[0].correct
+    assert got[0].reason in ("timeout: math-verify used over 1 CPU-s; scored 0", "math-verify: not equivalent")
+    mathcheck._verify_cached.cache_clear()
+    assert mathcheck.check("\\boxed{0.5}", "\\frac12").correct  # a fresh worker takes the next answer
+
+
+@pytest.mark.parametrize("process", [True, False])
+def test_deadline_worker_returns_timeout_in_time(process: bool) -> None:
+    # child process (killed at the deadline), or, where none can start, a thread abandoned at the deadline
+    from harness.deadline import TIMEOUT, Worker
+
+    w = Worker("time:sleep")
+    w._broken = not process
+    assert w.call([0], 30) is None
+    start = time.perf_counter()
+    assert w.call([3], 0.2) is TIMEOUT  # sleeping uses no CPU: the wall-clock cap (6 x 0.2 s) ends it
+    assert time.perf_counter() - start < 2.5
+    assert w.call([0], 30) is None  # and the next call is served
+    w.close()
