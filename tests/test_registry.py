@@ -123,7 +123,7 @@ def test_pt_with_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> Non
     from harness.weights import materialise
 
     with pytest.raises(RegistryError, match="refused"):
-        materialise(Checkpoint(id="evil", path=str(evil), format="pt", base="x"), reg)
+        materialise(Checkpoint(id="evil", path=str(evil), format="pt", base="x"))
     assert not marker.exists()
     # plain pickle (not torch's zip format) is refused too
     raw = tmp_path / "raw.pt"
@@ -156,13 +156,13 @@ def test_self_describing_pt_round_trip(tiny_model_dir: Path, tmp_path: Path) -> 
         ("countdown",),
         1e-4,
     )
-    out = materialise(ckpt, reg)
+    out = materialise(ckpt, reg.lineage(ckpt))
     again = AutoModelForCausalLM.from_pretrained(out)
     for k, v in model.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
     assert AutoTokenizer.from_pretrained(out).chat_template == tok.chat_template
     assert fingerprint(ckpt) == fingerprint(ckpt)  # memoised path gives the same answer
-    assert materialise(ckpt, reg) == out  # cached
+    assert materialise(ckpt, reg.lineage(ckpt)) == out  # cached
 
 
 def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -186,7 +186,7 @@ def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> Non
     )
     reg = Registry.load(yaml_path)
     for cid in ("st", "bare"):
-        out = materialise(reg.resolve(cid), reg)
+        out = materialise(reg.resolve(cid), reg.lineage(reg.resolve(cid)))
         assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
     with pytest.raises(RegistryError, match="needs 'base'"):
-        materialise(Registry([], (), None).resolve(str(tmp_path / "bare.pt")), reg)
+        materialise(Registry([], (), None).resolve(str(tmp_path / "bare.pt")))

@@ -98,7 +98,7 @@ def test_every_method_trains_two_steps_and_registers(method: str, registry: Path
     assert entry.hparams["step"] == 2 and entry.hparams["lr"] == 1e-2 and entry.hparams["seed"] == 0
     from transformers import AutoModelForCausalLM
 
-    loaded = AutoModelForCausalLM.from_pretrained(materialise(entry, reg)).state_dict()
+    loaded = AutoModelForCausalLM.from_pretrained(materialise(entry, reg.lineage(entry))).state_dict()
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
     saved = load_pt(Path(entry.path))["state_dict"]
     assert all(torch.equal(loaded[k], saved[k]) for k in saved)
@@ -282,4 +282,4 @@ def test_sft_and_grpo_on_the_embedded_model(tmp_path: Path) -> None:
         (ckpt,) = train(cfg)
         assert all(math.isfinite(r["loss"]) for r in _steps(cfg.out))
         reg = Registry.load(path)
-        assert (materialise(reg.by_id[ckpt.id], reg) / "config.json").exists()
+        assert (materialise(reg.by_id[ckpt.id], reg.lineage(reg.by_id[ckpt.id])) / "config.json").exists()

@@ -23,7 +23,7 @@ from harness.train.config import IterSFTConfig, SelfSFTConfig
 from harness.train.data import Example, collate, expert_examples, micro_batches, take_batches
 from harness.train.policy import token_logprobs
 from harness.train.rollout import RolloutLog
-from harness.train.run import Session, StepBar
+from harness.train.session import Session, StepBar
 from harness.types import Decoding
 
 
