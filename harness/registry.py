@@ -18,6 +18,7 @@ Schema (every field but id/path optional):
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -25,33 +26,75 @@ from typing import Any
 
 import yaml
 
+from harness.hub import is_hub_spec, local_path, snapshot
+from harness.layouts import check_file, detect_local
 from harness.types import Checkpoint, RegistryError  # noqa: F401 (re-exported: the registry's nouns)
 from harness.weights import EMBEDDED, read_pt_metadata
 
 METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
-FORMATS = ("hf", "pt", "safetensors", "gguf", "fake", "embedded")
+FORMATS = ("hf", "hub", "peft", "pt", "safetensors", "gguf", "fake", "embedded")
 DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes"}
 
 
 def detect_format(path: str) -> str:
-    """Format from the path alone (no I/O beyond a stat), or a RegistryError."""
+    """Format from the path, its header bytes and file names (no model is loaded), or a one-line RegistryError.
+
+    A hub id `org/name[@rev]` that is not a local path is fetched (or, offline, found in the hub cache)."""
     if path.startswith("embedded:"):
         if path.split(":", 1)[1] not in EMBEDDED:
             raise RegistryError(f"unknown embedded model {path!r}; known: {', '.join(EMBEDDED)}")
         return "embedded"
     p = Path(path)
     if path.endswith(".fake.json"):
+        check_file(p, "fake")
         return "fake"
     for suffix, fmt in ((".pt", "pt"), (".safetensors", "safetensors"), (".gguf", "gguf")):
         if p.suffix == suffix:
+            check_file(p, fmt)
             return fmt
     if p.is_dir():
-        return "hf"
+        return detect_local(p)
+    if is_hub_spec(path):
+        fmt = detect_local(snapshot(path).path)
+        return "hub" if fmt == "hf" else fmt
     if not p.exists():
         raise RegistryError(f"{path}: no such file or directory")
     raise RegistryError(f"{path}: unknown checkpoint format (expected an HF dir, .pt, .safetensors, .gguf)")
+
+
+def known_suites() -> set[str]:
+    """Suite names a `trained_on` may use (the suites/ folder); imported here only when an entry has one."""
+    from harness.suites import all_suites, unavailable_suites
+
+    return set(all_suites()) | set(unavailable_suites())
+
+
+def check_trained_on(names: tuple[str, ...] | list[str], where: str, known: set[str] | None = None) -> None:
+    """Every name must be a suite (an option suffix `name:opt` is allowed): a typo would turn a target
+    into a non-target and silently change gain and drop."""
+    known = known_suites() if known is None else known
+    for name in names:
+        if name.split(":", 1)[0] not in known:
+            raise RegistryError(
+                f"{where}: field 'trained_on': unknown suite {name!r}; known: {', '.join(sorted(known))}"
+            )
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class Registry:
@@ -69,9 +112,13 @@ class Registry:
         if not path.exists():
             return cls([], DEFAULT_SUITES, None)
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            doc = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.constructor.ConstructorError as e:
+            raise RegistryError(f"{path}: {e.problem}") from None
         except yaml.YAMLError as e:
             raise RegistryError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        if doc is None:
+            raise RegistryError(f"{path}: empty registry file (expected a mapping with a 'checkpoints' list)")
         if not isinstance(doc, dict):
             raise RegistryError(f"{path}: top level must be a mapping with a 'checkpoints' list")
         unknown = set(doc) - {"checkpoints", "default_suites"}
@@ -87,16 +134,24 @@ class Registry:
         for i, entry in enumerate(entries):
             ckpts.append(_parse_entry(entry, i, path, root=path.parent))
         _check_lineage(ckpts, path)
-        return cls(ckpts, tuple(suites), path)
+        if any(c.trained_on for c in ckpts):
+            known = known_suites()
+            for c in ckpts:
+                check_trained_on(c.trained_on, f"{path}: checkpoint {c.id!r}", known)
+        return cls([_adapter_base(c) for c in ckpts], tuple(suites), path)
 
     def resolve(self, spec: str) -> Checkpoint:
         """A registry id, or a path; a self-describing .pt contributes its own lineage metadata."""
         if spec in self.by_id:
-            return self.by_id[spec]
+            ckpt = self.by_id[spec]
+            if ckpt.format == "hub":  # full model or adapter: known once the snapshot is there
+                ckpt = _adapter_base(replace(ckpt, format=detect_format(ckpt.path)))
+            return ckpt
         fmt = detect_format(spec)
         ckpt = Checkpoint(
             id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other"
         )
+        ckpt = _adapter_base(ckpt)
         if fmt == "pt":
             meta = read_pt_metadata(Path(spec))
             ckpt = replace(
@@ -130,6 +185,20 @@ class Registry:
         return tuple(chain)
 
 
+def _adapter_base(ckpt: Checkpoint) -> Checkpoint:
+    """A PEFT adapter without `base:` takes the base its adapter_config.json names (a hub id or a path)."""
+    if ckpt.format != "peft" or ckpt.base is not None:
+        return ckpt
+    cfg_path = local_path(ckpt.path) / "adapter_config.json"
+    try:
+        base = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        raise RegistryError(f"{cfg_path}: not a readable adapter config") from None
+    if not isinstance(base, str) or not base:
+        raise RegistryError(f"{cfg_path}: no base_model_name_or_path; give the adapter a base: in the registry")
+    return replace(ckpt, base=base)
+
+
 def _id_from_path(path: str) -> str:
     name = path.split(":", 1)[1] if path.startswith("embedded:") else Path(path.rstrip("/")).name
     for suffix in (".fake.json", ".pt", ".safetensors", ".gguf"):
@@ -142,7 +211,7 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: must be a mapping")
     cid = entry.get("id")
-    if not isinstance(cid, str) or not _ID.match(cid):
+    if not isinstance(cid, str) or not _ID.match(cid) or set(cid) == {"."}:
         raise RegistryError(f"{where}: field 'id' must be a string of letters, digits, '.', '_' or '-'")
     where = f"{path}: checkpoint {cid!r}"
     unknown = set(entry) - _FIELDS
@@ -151,10 +220,11 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     raw = entry.get("path")
     if not isinstance(raw, str) or not raw:
         raise RegistryError(f"{where}: field 'path' is required")
-    if not raw.startswith("embedded:") and not Path(raw).is_absolute():
-        raw = str(root / raw) if root != Path(".") else raw
+    hub_id = not raw.startswith("embedded:") and not (root / raw).exists() and is_hub_spec(raw)
+    if not raw.startswith("embedded:") and not Path(raw).is_absolute() and root != Path(".") and not hub_id:
+        raw = str(root / raw)
     try:
-        fmt = detect_format(raw)
+        fmt = "hub" if hub_id else detect_format(raw)  # a hub id is fetched when named, not when the file is read
     except RegistryError as e:
         raise RegistryError(f"{where}: field 'path': {e}") from None
     method = entry.get("method", "other")

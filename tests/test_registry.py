@@ -40,6 +40,20 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ("checkpoints: [\n", "not valid YAML"),
         ("checkpoints:\n  - id: a\n    path: /no/such/dir\n", "field 'path'"),
+        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    path: b.fake.json\n", "key 'path' given twice (line 4)"),
+        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    method: sft\n    method: grpo\n", "'method' given twice"),
+        ("checkpoints:\n  - id: ..\n    path: a.fake.json\n", "field 'id'"),
+        ("checkpoints:\n  - id: .\n    path: a.fake.json\n", "field 'id'"),
+        ("", "empty registry file"),
+        ("# only a comment\n", "empty registry file"),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: [countdwon]\n",
+            "checkpoint 'a': field 'trained_on': unknown suite 'countdwon'",
+        ),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: nope:lenient\n",
+            "unknown suite 'nope:lenient'",
+        ),
     ],
 )
 def test_registry_errors_name_entry_and_field(tmp_path: Path, body: str, needle: str) -> None:
@@ -67,8 +81,15 @@ def test_valid_registry_and_lineage(tmp_path: Path) -> None:
     assert sft.path == str(tmp_path / "sft.fake.json")  # relative to the registry file
 
 
+def test_trained_on_may_carry_a_suite_option(tmp_path: Path) -> None:
+    body = "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: [countdown:paper, mmlu]\n"
+    assert Registry.load(_write(tmp_path, body)).resolve("a").trained_on == ("countdown:paper", "mmlu")
+
+
 def test_detect_format(tmp_path: Path) -> None:
     (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    (tmp_path / "hf" / "model.safetensors").write_bytes(b"\x02" + b"\0" * 7 + b"{}")
     assert detect_format(str(tmp_path / "hf")) == "hf"
     assert detect_format("a.pt") == "pt" and detect_format("a.gguf") == "gguf"
     assert detect_format("a.fake.json") == "fake" and detect_format("embedded:smollm2-135m-instruct") == "embedded"
