@@ -18,6 +18,7 @@ pytest.importorskip("accelerate")
 
 from typer.testing import CliRunner  # noqa: E402
 
+import harness.registry  # noqa: E402
 from harness import engines  # noqa: E402
 from harness.engines.hf import HFEngine  # noqa: E402
 from harness.registry import Registry  # noqa: E402
@@ -61,7 +62,10 @@ class SpySuite(Suite):
 
 
 @pytest.fixture
-def registry(tmp_path: Path, tiny_model_dir: Path) -> Path:
+def registry(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # SpySuite lives in this file, not in suites/: let the registry accept it as a trained_on name.
+    known = harness.registry.known_suites
+    monkeypatch.setattr(harness.registry, "known_suites", lambda: known() | {"spy"})
     path = tmp_path / "checkpoints.yaml"
     path.write_text(f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n    method: base\n")
     return path
