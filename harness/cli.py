@@ -108,10 +108,15 @@ def compare(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
+    trained_on: Annotated[str | None, typer.Option(help="target suites of every candidate given as a path")] = None,
+    method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
+    from harness.registry import with_lineage
+
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
+        ckpts = with_lineage(reg, ckpts, checkpoints, trained_on, method)  # recorded in config.json's lineage
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
         _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)

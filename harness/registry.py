@@ -73,13 +73,33 @@ def known_suites() -> set[str]:
 
 def check_trained_on(names: tuple[str, ...] | list[str], where: str, known: set[str] | None = None) -> None:
     """Every name must be a suite (an option suffix `name:opt` is allowed): a typo would turn a target
-    into a non-target and silently change gain and drop."""
+    into a non-target and silently change gain and drop. `where` names the file/entry/field or the flag."""
     known = known_suites() if known is None else known
     for name in names:
         if name.split(":", 1)[0] not in known:
-            raise RegistryError(
-                f"{where}: field 'trained_on': unknown suite {name!r}; known: {', '.join(sorted(known))}"
-            )
+            known_list = ", ".join(sorted(known))
+            raise RegistryError(f"{where}: unknown suite {name!r}; known: {known_list}")
+
+
+def with_lineage(
+    registry: Registry, ckpts: list[Checkpoint], specs: list[str], trained_on: str | None, method: str | None
+) -> list[Checkpoint]:
+    """`compare BASE PATH... --trained-on S[,S] --method M`: lineage for every candidate given as a path
+    (registry entries keep their own; the base, first, is never a candidate)."""
+    names = None
+    if trained_on is not None:
+        names = tuple(s.strip() for s in trained_on.split(",") if s.strip())
+        if not names:
+            raise RegistryError("--trained-on: give suite names, e.g. --trained-on countdown")
+        check_trained_on(names, "--trained-on")
+    if method is not None and method not in METHODS:
+        raise RegistryError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+    out = list(ckpts[:1])
+    for ckpt, spec in zip(ckpts[1:], specs[1:], strict=True):
+        if spec not in registry.by_id:
+            ckpt = replace(ckpt, trained_on=ckpt.trained_on if names is None else names, method=method or ckpt.method)
+        out.append(ckpt)
+    return out
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -137,7 +157,7 @@ class Registry:
         if any(c.trained_on for c in ckpts):
             known = known_suites()
             for c in ckpts:
-                check_trained_on(c.trained_on, f"{path}: checkpoint {c.id!r}", known)
+                check_trained_on(c.trained_on, f"{path}: checkpoint {c.id!r}: field 'trained_on'", known)
         return cls([_adapter_base(c) for c in ckpts], tuple(suites), path)
 
     def resolve(self, spec: str) -> Checkpoint:
