@@ -19,15 +19,25 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
 
+from harness.registry import Registry, RegistryError
 from harness.suites import Suite, SuiteError, get_suite, load_items
 from harness.train.config import RL_METHODS, ConfigError, TrainConfig
 from harness.train.data import ChatFormat
-from harness.train.policy import Saver, chat_record, check_ids_free, load_policy, resolve_base, run_name
+from harness.train.policy import (
+    Base,
+    Saver,
+    chat_record,
+    check_ids_free,
+    load_policy,
+    resolve_base,
+    run_name,
+)
 from harness.train.rl import train_rl
 from harness.train.rollout import RolloutLog, Sampler
 from harness.train.session import Session, StepBar, lr_at  # noqa: F401 (StepBar, lr_at: the old import path)
 from harness.train.sft import train_sft
 from harness.types import Checkpoint, Item
+from harness.weights import materialise
 
 
 def train_items(suite: Suite, limit: int | None) -> list[Item]:
@@ -42,6 +52,8 @@ def train_items(suite: Suite, limit: int | None) -> list[Item]:
 
 def check_suite(cfg: TrainConfig, suite: Suite) -> None:
     """SFT needs an expert response per item: an `expert` override or gold answers."""
+    if getattr(cfg, "teacher", None):
+        return  # the teacher's responses, kept when the suite's scorer accepts them
     if cfg.method == "sft" and not suite.has_reference and type(suite).expert is Suite.expert:
         raise ConfigError(f"suite {suite.name} has no gold or expert responses, so it cannot be used for sft")
 
@@ -53,6 +65,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
     check_suite(cfg, suite)
     items = train_items(suite, cfg.train_limit)
     registry, base = resolve_base(cfg)
+    teacher = resolve_teacher(cfg, registry)  # before any model is loaded: a bad --teacher fails fast
     name = run_name(cfg, base)
     check_ids_free(cfg, registry, name)
     out = cfg.out or Path("reports") / "train" / name
@@ -111,6 +124,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         out=out,
         rollouts=RolloutLog(out / "rollouts.jsonl"),
         console=console,
+        teacher=teacher,
     )
     session.sampler.probe = _probe(suite, items[0], session.fmt)
     try:
@@ -123,6 +137,17 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
     if not cfg.register and acc.is_main_process:
         print(saver.entries_yaml(), end="")
     return saver.saved
+
+
+def resolve_teacher(cfg: TrainConfig, registry: Registry) -> Base | None:
+    """sft --teacher: any checkpoint (registry id, HF dir, hub id, .pt, adapter) as an HF dir to sample from."""
+    spec = getattr(cfg, "teacher", None)
+    if not spec:
+        return None
+    ckpt = registry.resolve(spec)
+    if ckpt.format == "fake":
+        raise RegistryError(f"--teacher {spec}: a fake checkpoint has no weights to sample from")
+    return Base(ckpt, ckpt.id in registry.by_id, materialise(ckpt, registry.lineage(ckpt)))
 
 
 def _probe(suite: Suite, item: Item, fmt: ChatFormat) -> tuple[str, str]:

@@ -46,6 +46,7 @@ class Session:
     rollouts: RolloutLog
     console: Console
     started: float = field(default_factory=time.perf_counter)
+    teacher: Base | None = None  # sft --teacher: the checkpoint the SFT data is sampled from
 
     @property
     def policy(self) -> torch.nn.Module:
