@@ -268,7 +268,7 @@ def checkpoints_cmd(
     from rich.table import Table
 
     from harness.registry import Registry, RegistryError
-    from harness.weights import embedded_path, fingerprint
+    from harness.weights import fingerprint, local_files
 
     try:
         reg = Registry.load(registry)
@@ -278,7 +278,7 @@ def checkpoints_cmd(
     bad = 0
     for c in reg.by_id.values():
         try:
-            exists = embedded_path(c.path).exists() if c.format == "embedded" else Path(c.path).exists()
+            exists = local_files(c).exists()  # hub ids: their snapshot in the hub cache
             status = ("ok " + fingerprint(c) if fingerprints else "ok") if exists else "missing file"
         except RegistryError as e:
             exists, status = False, str(e)

@@ -5,10 +5,16 @@ Schema (every field but id/path optional):
     default_suites: [countdown, arithmetic, capitals]
     checkpoints:
       - id: smollm2-135m                 # unique, [A-Za-z0-9._-]
-        path: embedded:smollm2-135m-instruct   # HF dir | .pt | .safetensors | .gguf | .fake.json | embedded:NAME
+        path: embedded:smollm2-135m-instruct   # HF dir (TRL checkpoint-N, sharded) | hub id org/name[@rev] |
+                                         # PEFT adapter dir | .pt | .safetensors | .gguf | .fake.json | embedded:NAME
         method: base                     # base, sft, self-sft, iter-sft, grpo, reinforce, grpo-nokl, ...
-        base: null                       # parent id (lineage); required for bare state dicts / .safetensors
-        trained_on: []                   # target suites; every other selected suite is non-target
+        base: null                       # parent id (lineage); required for bare state dicts / .safetensors;
+                                         # an adapter without one uses its base_model_name_or_path
+        trained_on: []                   # target suites (name or name:option); every other selected suite is non-target
+
+Every entry and file is validated when the registry is read (hub ids: when named), before any model loads:
+duplicate YAML keys, unknown suites in trained_on, broken checkpoint files (harness/layouts.py) are
+one-line errors. `with_lineage` applies `compare --trained-on/--method` to candidates given as paths.
         hparams: {lr: 1.0e-4, epochs: 2, seed: 0, step: 100}
         chat_template: native            # native = the checkpoint's own template
         system_prompt: null              # null = no system turn added by us
