@@ -66,7 +66,8 @@ def _model_dir(spec: str) -> Path:
     from harness.weights import materialise
 
     reg = Registry.load(ROOT / "checkpoints.yaml")
-    return materialise(reg.resolve(spec), reg)
+    ckpt = reg.resolve(spec)
+    return materialise(ckpt, reg.lineage(ckpt))
 
 
 def bench_engine(
