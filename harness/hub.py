@@ -67,7 +67,9 @@ def snapshot(spec: str) -> Snapshot:
     except Exception as e:  # huggingface_hub raises a dozen types (HTTP, offline, gated, missing revision)
         first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         where = " (HF_HUB_OFFLINE is set: only the local hub cache is searched)" if offline else ""
-        raise WeightsError(f"{spec}: cannot resolve hub checkpoint{where}: {type(e).__name__}: {first}") from None
+        raise WeightsError(
+            f"{spec}: no such file or directory, and not found as a hub id{where}: {type(e).__name__}: {first}"
+        ) from None
     path = Path(path)
     return Snapshot(repo=repo, revision=rev, commit=path.name, path=path)
 
