@@ -32,8 +32,11 @@ class Snapshot:
 
 
 def is_hub_spec(spec: str) -> bool:
-    """`org/name[@rev]` that is not an existing local path (a local folder of that name wins)."""
+    """`org/name[@rev]` that is not an existing local path (a local folder of that name wins). A missing
+    path under an existing local folder (`reports/typo`) is a typo, not a hub id: no network wait for it."""
     if Path(spec).exists() or spec.endswith(_SUFFIXES) or spec.startswith(("/", "./", "../", "~")):
+        return False
+    if Path(spec.split("/", 1)[0]).is_dir():
         return False
     return _SPEC.match(spec) is not None
 

@@ -162,3 +162,25 @@ def test_incomplete_dirs_are_refused(tmp_path: Path, files: dict[str, bytes], ne
         (d / name).write_bytes(blob)
     with pytest.raises(WeightsError, match=needle):
         detect_local(d)
+
+
+@pytest.mark.parametrize(
+    ("spec", "hub"),
+    [
+        ("HuggingFaceTB/SmolLM2-135M-Instruct", True),
+        ("org/name@v1.0", True),
+        (f"org/name@{'a' * 40}", True),
+        ("org/name.pt", False),
+        ("./org/name", False),
+        ("/abs/name", False),
+        ("a/b/c", False),
+        ("justaname", False),
+        ("existing/typo", False),  # under an existing local folder: a typo, never a network wait
+    ],
+)
+def test_hub_ids_are_told_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, hub: bool) -> None:
+    from harness.hub import is_hub_spec
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    assert is_hub_spec(spec) is hub
