@@ -10,7 +10,7 @@ empty or non-torch `.pt`, empty / truncated / huge-header `.safetensors`, empty 
     refused, with the merge command of the tool that wrote it: verl FSDP `actor/` shards, DeepSpeed ZeRO
           (global_stepN/, zero_to_fp32.py, `latest`), torch.distributed.checkpoint (.metadata + *.distcp)
 
-    python -c "from harness.layouts import detect_local; print(detect_local('tests'))"
+    touch /tmp/empty.pt && forgetbench compare embedded:smollm2-135m-instruct /tmp/empty.pt   # one line, exit 2
 """
 
 from __future__ import annotations
