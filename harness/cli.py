@@ -139,24 +139,35 @@ def compare(
     ray_gpus_per_task: Annotated[
         float | None, typer.Option("--ray-gpus-per-task", help="GPUs per Ray task (default 1 if the cluster has GPUs)")
     ] = None,
+    trained_on: Annotated[str | None, typer.Option(help="target suites of every candidate given as a path")] = None,
+    method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
+
     try:
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
+        lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
         if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
             from harness import pipeline
             from harness.distributed import run_plan
 
-            reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
+            reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites, lineage)
             run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
             cached_only = True
-        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only)
+        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage)
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
 
 def _compare_and_write(
-    registry: Path, specs: list[str], suites: str | None, cfg, out: Path | None, n_boot: int, cached_only: bool
+    registry: Path,
+    specs: list[str],
+    suites: str | None,
+    cfg,
+    out: Path | None,
+    n_boot: int,
+    cached_only: bool,
+    lineage: tuple[str | None, str | None] = (None, None),
 ) -> None:
     """The shared pipeline (harness/pipeline.py); the table is printed before the outputs land as one unit."""
     from harness import pipeline
@@ -171,6 +182,7 @@ def _compare_and_write(
         n_boot,
         cached_only=cached_only,
         console=err_console,
+        lineage=lineage,
         finish=lambda run: print_comparison(out_console, run.comparison),
     )
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
@@ -251,7 +263,7 @@ def checkpoints_cmd(
     from rich.table import Table
 
     from harness.registry import Registry, RegistryError
-    from harness.weights import embedded_path, fingerprint
+    from harness.weights import fingerprint, local_files
 
     try:
         reg = Registry.load(registry)
@@ -261,7 +273,7 @@ def checkpoints_cmd(
     bad = 0
     for c in reg.by_id.values():
         try:
-            exists = embedded_path(c.path).exists() if c.format == "embedded" else Path(c.path).exists()
+            exists = local_files(c).exists()  # hub ids: their snapshot in the hub cache
             status = ("ok " + fingerprint(c) if fingerprints else "ok") if exists else "missing file"
         except RegistryError as e:
             exists, status = False, str(e)

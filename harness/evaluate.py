@@ -137,7 +137,7 @@ def evaluate(
                     )
                     if cfg.engine != "fake":
                         engine.batch_size = cfg.batch_size
-                engine.load(materialise(ckpt, registry))
+                engine.load(materialise(ckpt, registry.lineage(ckpt)))
                 if engine.ident != ident:
                     raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
                 _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)

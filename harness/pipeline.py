@@ -98,9 +98,15 @@ def check_runs_dir(runs_dir: Path | str) -> None:
             raise InputError(f"--runs-dir {runs_dir}: {sub} is not writable")
 
 
-def resolve(registry_path: Path, specs: Sequence[str], suites_arg: str | None) -> tuple[Registry, list, list]:
-    """Registry, checkpoints (base first; a repeated id gets `-<position>`), suites (default: registry's)."""
-    from harness.registry import Registry
+def resolve(
+    registry_path: Path,
+    specs: Sequence[str],
+    suites_arg: str | None,
+    lineage: tuple[str | None, str | None] = (None, None),
+) -> tuple[Registry, list, list]:
+    """Registry, checkpoints (base first; a repeated id gets `-<position>`; `lineage` = (--trained-on,
+    --method) for candidates given as paths), suites (default: registry's)."""
+    from harness.registry import Registry, with_lineage
     from harness.suites import SuiteError, parse_suites
 
     registry = Registry.load(registry_path)
@@ -112,6 +118,8 @@ def resolve(registry_path: Path, specs: Sequence[str], suites_arg: str | None) -
             c = replace(c, id=f"{c.id}-{len(ckpts)}")
         seen.add(c.id)
         ckpts.append(c)
+    if lineage != (None, None):
+        ckpts = with_lineage(registry, ckpts, list(specs), *lineage)
     if suites_arg is None:
         return registry, ckpts, parse_suites(registry.default_suites)
     try:  # an explicit `--suites ""` is an error naming the flag, not the registry's default
@@ -255,12 +263,13 @@ def run(
     extra_config: dict[str, Any] | None = None,
     check: Callable[[Registry, list[Checkpoint], list[Suite]], None] | None = None,
     finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
+    lineage: tuple[str | None, str | None] = (None, None),
 ) -> tuple[Run, Path]:
     """The whole pipeline of compare, report and gate: check flags and paths, resolve (`check` may refuse
     more, e.g. the gate's identical weights), evaluate or cached-only, compare, then `finish(run)` (print a
     table; the gate decides and returns its files' writer), and write every output as one unit."""
     check_flags(cfg.limit, cfg.max_new_tokens, n_boot, cfg.batch_size)
-    registry, ckpts, suites = resolve(registry_path, specs, suites_arg)
+    registry, ckpts, suites = resolve(registry_path, specs, suites_arg, lineage)
     if check is not None:
         check(registry, ckpts, suites)
     out = out or default_out(ckpts, suites, cfg)

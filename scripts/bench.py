@@ -85,7 +85,8 @@ def model_dir(spec: str) -> Path:
     from harness.weights import materialise
 
     reg = Registry.load(ROOT / "checkpoints.yaml")
-    return materialise(reg.resolve(spec), reg)
+    ckpt = reg.resolve(spec)
+    return materialise(ckpt, reg.lineage(ckpt))
 
 
 def _by_decoding(prompts: list[str], decs: list) -> dict:

@@ -133,7 +133,8 @@ def test_continuous_equals_static_on_smollm2() -> None:
 
     reg = Registry.load(Path(__file__).resolve().parent.parent / "checkpoints.yaml")
     try:
-        model_dir = materialise(reg.resolve("smollm2-135m"), reg)
+        ckpt = reg.resolve("smollm2-135m")
+        model_dir = materialise(ckpt, reg.lineage(ckpt))
     except Exception as e:  # noqa: BLE001 - no embedded model on this machine
         pytest.skip(f"embedded model unavailable: {e}")
     outs = {}

@@ -40,6 +40,20 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ("checkpoints: [\n", "not valid YAML"),
         ("checkpoints:\n  - id: a\n    path: /no/such/dir\n", "field 'path'"),
+        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    path: b.fake.json\n", "key 'path' given twice (line 4)"),
+        ("checkpoints:\n  - id: a\n    path: a.fake.json\n    method: sft\n    method: grpo\n", "'method' given twice"),
+        ("checkpoints:\n  - id: ..\n    path: a.fake.json\n", "field 'id'"),
+        ("checkpoints:\n  - id: .\n    path: a.fake.json\n", "field 'id'"),
+        ("", "empty registry file"),
+        ("# only a comment\n", "empty registry file"),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: [countdwon]\n",
+            "checkpoint 'a': field 'trained_on': unknown suite 'countdwon'",
+        ),
+        (
+            "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: nope:lenient\n",
+            "unknown suite 'nope:lenient'",
+        ),
     ],
 )
 def test_registry_errors_name_entry_and_field(tmp_path: Path, body: str, needle: str) -> None:
@@ -67,8 +81,15 @@ def test_valid_registry_and_lineage(tmp_path: Path) -> None:
     assert sft.path == str(tmp_path / "sft.fake.json")  # relative to the registry file
 
 
+def test_trained_on_may_carry_a_suite_option(tmp_path: Path) -> None:
+    body = "checkpoints:\n  - id: a\n    path: a.fake.json\n    trained_on: [countdown:paper, mmlu]\n"
+    assert Registry.load(_write(tmp_path, body)).resolve("a").trained_on == ("countdown:paper", "mmlu")
+
+
 def test_detect_format(tmp_path: Path) -> None:
     (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text("{}")
+    (tmp_path / "hf" / "model.safetensors").write_bytes(b"\x02" + b"\0" * 7 + b"{}")
     assert detect_format(str(tmp_path / "hf")) == "hf"
     assert detect_format("a.pt") == "pt" and detect_format("a.gguf") == "gguf"
     assert detect_format("a.fake.json") == "fake" and detect_format("embedded:smollm2-135m-instruct") == "embedded"
@@ -123,7 +144,7 @@ def test_pt_with_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> Non
     from harness.weights import materialise
 
     with pytest.raises(RegistryError, match="refused"):
-        materialise(Checkpoint(id="evil", path=str(evil), format="pt", base="x"), reg)
+        materialise(Checkpoint(id="evil", path=str(evil), format="pt", base="x"))
     assert not marker.exists()
     # plain pickle (not torch's zip format) is refused too
     raw = tmp_path / "raw.pt"
@@ -156,13 +177,13 @@ def test_self_describing_pt_round_trip(tiny_model_dir: Path, tmp_path: Path) -> 
         ("countdown",),
         1e-4,
     )
-    out = materialise(ckpt, reg)
+    out = materialise(ckpt, reg.lineage(ckpt))
     again = AutoModelForCausalLM.from_pretrained(out)
     for k, v in model.state_dict().items():
         assert torch.equal(v, again.state_dict()[k]), k
     assert AutoTokenizer.from_pretrained(out).chat_template == tok.chat_template
     assert fingerprint(ckpt) == fingerprint(ckpt)  # memoised path gives the same answer
-    assert materialise(ckpt, reg) == out  # cached
+    assert materialise(ckpt, reg.lineage(ckpt)) == out  # cached
 
 
 def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -186,7 +207,7 @@ def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> Non
     )
     reg = Registry.load(yaml_path)
     for cid in ("st", "bare"):
-        out = materialise(reg.resolve(cid), reg)
+        out = materialise(reg.resolve(cid), reg.lineage(reg.resolve(cid)))
         assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
     with pytest.raises(RegistryError, match="needs 'base'"):
-        materialise(Registry([], (), None).resolve(str(tmp_path / "bare.pt")), reg)
+        materialise(Registry([], (), None).resolve(str(tmp_path / "bare.pt")))

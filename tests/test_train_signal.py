@@ -59,7 +59,11 @@ class LengthSuite(ConstSuite):
 
 
 @pytest.fixture
-def registry(tmp_path: Path, tiny_model_dir: Path) -> Path:
+def registry(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import harness.registry
+
+    known = harness.registry.known_suites
+    monkeypatch.setattr(harness.registry, "known_suites", lambda: known() | {"const"})  # the test's own suite
     path = tmp_path / "checkpoints.yaml"
     path.write_text(f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n    method: base\n")
     return path

@@ -212,7 +212,7 @@ def test_embedded_smollm2_matches_hf(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("FORGETBENCH_HOME", _USER_HOME)  # the user's cache: materialised once, reused
     reg = Registry.load(ROOT / "checkpoints.yaml")
     try:
-        model = materialise(reg.resolve("smollm2-135m"), reg)
+        model = materialise(reg.resolve("smollm2-135m"))
     except RegistryError as e:
         pytest.skip(f"embedded model not available: {e}")
     msgs = [

@@ -63,6 +63,10 @@ def train_cmd(
     save_every: Annotated[int | None, typer.Option(help="also save every N steps")] = None,
     save_hf: Annotated[bool, typer.Option(help="also write an HF directory per checkpoint")] = False,
     k: Annotated[int | None, typer.Option("--k", help="self-sft/iter-sft: samples per prompt (5)")] = None,
+    teacher: Annotated[
+        str | None, typer.Option(help="sft: sample the data from this checkpoint, keep what the suite scores 1")
+    ] = None,
+    teacher_samples: Annotated[int | None, typer.Option(help="sft --teacher: responses per prompt (4)")] = None,
     resample_every: Annotated[int | None, typer.Option(help="iter-sft: re-sample every N steps (0 = epoch)")] = None,
     temperature: Annotated[float | None, typer.Option(help="sampling temperature (0.8)")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(help="rollout length (default: the suite's)")] = None,

@@ -64,6 +64,10 @@ class SFTConfig(TrainConfig):
     """SFT: off-policy, on expert responses (Countdown: the solver's solutions; else the suite's gold)."""
 
     method: ClassVar[str] = "sft"
+    teacher: str | None = None  # sample the data from this checkpoint (id, path, hub id), keep what scores 1
+    teacher_samples: int = 4  # responses per training prompt from the teacher
+    temperature: float = 0.8  # sampling (teacher, self-sft, iter-sft)
+    max_new_tokens: int | None = None  # None = the suite's evaluation length
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,6 @@ class SelfSFTConfig(SFTConfig):
 
     method: ClassVar[str] = "self-sft"
     k: int = 5  # samples per prompt
-    temperature: float = 0.8
-    max_new_tokens: int | None = None  # None = the suite's evaluation length
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,10 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("name", "use letters, digits, '.', '_' or '-'")
     if isinstance(cfg, SelfSFTConfig) and cfg.k < 1:
         raise bad("k", "must be at least 1")
+    if isinstance(cfg, SFTConfig) and cfg.teacher is not None and cfg.method != "sft":
+        raise bad("teacher", f"applies to sft only ({cfg.method} samples from the model being trained)")
+    if isinstance(cfg, SFTConfig) and cfg.teacher_samples < 1:
+        raise bad("teacher_samples", "must be at least 1")
     if isinstance(cfg, GRPOConfig):
         if cfg.group_size < 2 and cfg.advantage == "group":
             raise bad("group_size", "group-normalised advantages need at least 2 samples per prompt")

@@ -43,7 +43,7 @@ def resolve_base(cfg: TrainConfig) -> tuple[Registry, Base]:
     ckpt = registry.resolve(cfg.base)
     if ckpt.format == "fake":
         raise RegistryError(f"--base {cfg.base}: a fake checkpoint has no weights to train")
-    return registry, Base(ckpt, ckpt.id in registry.by_id, materialise(ckpt, registry))
+    return registry, Base(ckpt, ckpt.id in registry.by_id, materialise(ckpt, registry.lineage(ckpt)))
 
 
 def run_name(cfg: TrainConfig, base: Base) -> str:

@@ -12,138 +12,32 @@ the policy and takes its share of each global batch; gradients are all-reduced b
 from __future__ import annotations
 
 import json
-import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from harness.registry import Checkpoint
+from harness.registry import Registry, RegistryError
 from harness.suites import Suite, SuiteError, get_suite, load_items
 from harness.train.config import RL_METHODS, ConfigError, TrainConfig
 from harness.train.data import ChatFormat
-from harness.train.policy import Base, Saver, chat_record, check_ids_free, load_policy, resolve_base, run_name
+from harness.train.policy import (
+    Base,
+    Saver,
+    chat_record,
+    check_ids_free,
+    load_policy,
+    resolve_base,
+    run_name,
+)
+from harness.train.rl import train_rl
 from harness.train.rollout import RolloutLog, Sampler
-from harness.types import Item
-
-
-@dataclass
-class Session:
-    """Everything a training loop needs; the loops in sft.py and rl.py are written against this."""
-
-    cfg: TrainConfig
-    suite: Suite
-    items: list[Item]  # the train split (first train_limit items)
-    base: Base
-    acc: Accelerator
-    model: torch.nn.Module  # as prepared by accelerate (may be a DDP wrapper)
-    tokenizer: Any
-    optimizer: torch.optim.Optimizer
-    sampler: Sampler
-    fmt: ChatFormat
-    saver: Saver
-    out: Path
-    rollouts: RolloutLog
-    console: Console
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def policy(self) -> torch.nn.Module:
-        """The bare model (no DDP wrapper): what engines serve and what is saved."""
-        return self.acc.unwrap_model(self.model)
-
-    @property
-    def world(self) -> int:
-        return self.acc.num_processes
-
-    def shard(self, rows: list[Any]) -> list[Any]:
-        """This process's share of a global batch."""
-        return rows[self.acc.process_index :: self.acc.num_processes]
-
-    def set_lr(self, step: int, total: int) -> float:
-        """nanoGPT-style: the schedule is a function of the step, set by hand before each update."""
-        lr = lr_at(self.cfg, step, total)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        return lr
-
-    def update(self) -> float:
-        """Clip, step, zero: returns the gradient norm before clipping."""
-        norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return float(norm)
-
-    def log(self, row: dict[str, Any]) -> None:
-        if self.acc.is_main_process:
-            row = {"t": round(time.perf_counter() - self.started, 3)} | row
-            with (self.out / "log.jsonl").open("a") as fh:
-                fh.write(json.dumps(row) + "\n")
-
-    def checkpoint(self, step: int, final: bool, stats: dict[str, Any]) -> None:
-        """Save when asked (and always at the end), from the main process only."""
-        if not (final or self.saver.wants(step)):
-            return
-        self.acc.wait_for_everyone()
-        if self.acc.is_main_process:
-            ckpt = self.saver.save(self.policy, step, final, stats)
-            where = f"registered in {self.cfg.registry}" if self.cfg.register else "not registered"
-            self.console.print(f"saved {ckpt.id}: {ckpt.path} ({where})", highlight=False)
-
-
-def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
-    """Linear warmup then cosine to 0 over `total` steps, or constant. `step` counts from 0."""
-    if cfg.schedule == "constant":
-        return cfg.lr
-    warm = max(1, int(cfg.warmup_ratio * total))
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-class StepBar:
-    """Rich progress: step M/N, the latest loss/reward/KL/tokens per second, elapsed and ETA."""
-
-    def __init__(self, console: Console, label: str, total: int, enabled: bool) -> None:
-        columns = (
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        self.progress = Progress(*columns, console=console, disable=not enabled)
-        self.task = self.progress.add_task(label, total=total, stats="")
-
-    def __enter__(self) -> StepBar:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def set_total(self, total: int) -> None:
-        self.progress.update(self.task, total=total)
-
-    def step(self, stats: dict[str, float]) -> None:
-        shown = {
-            "loss": "loss {:.4f}",
-            "reward": "reward {:.3f}",
-            "kl": "kl {:.4f}",
-            "tok_s": "{:.0f} tok/s",
-            "gen_tok_s": "gen {:.0f} tok/s",
-        }
-        text = "  ".join(fmt.format(stats[k]) for k, fmt in shown.items() if k in stats)
-        self.progress.update(self.task, advance=1, stats=text)
+from harness.train.session import Session, StepBar, lr_at  # noqa: F401 (StepBar, lr_at: the old import path)
+from harness.train.sft import train_sft
+from harness.types import Checkpoint, Item
+from harness.weights import materialise
 
 
 def train_items(suite: Suite, limit: int | None) -> list[Item]:
@@ -158,6 +52,8 @@ def train_items(suite: Suite, limit: int | None) -> list[Item]:
 
 def check_suite(cfg: TrainConfig, suite: Suite) -> None:
     """SFT needs an expert response per item: an `expert` override or gold answers."""
+    if getattr(cfg, "teacher", None):
+        return  # the teacher's responses, kept when the suite's scorer accepts them
     if cfg.method == "sft" and not suite.has_reference and type(suite).expert is Suite.expert:
         raise ConfigError(f"suite {suite.name} has no gold or expert responses, so it cannot be used for sft")
 
@@ -169,6 +65,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
     check_suite(cfg, suite)
     items = train_items(suite, cfg.train_limit)
     registry, base = resolve_base(cfg)
+    teacher = resolve_teacher(cfg, registry)  # before any model is loaded: a bad --teacher fails fast
     name = run_name(cfg, base)
     check_ids_free(cfg, registry, name)
     out = cfg.out or Path("reports") / "train" / name
@@ -227,22 +124,30 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         out=out,
         rollouts=RolloutLog(out / "rollouts.jsonl"),
         console=console,
+        teacher=teacher,
     )
     session.sampler.probe = _probe(suite, items[0], session.fmt)
     try:
         if cfg.method in RL_METHODS:
-            from harness.train.rl import train_rl
-
             train_rl(session)
         else:
-            from harness.train.sft import train_sft
-
             train_sft(session)
     finally:
         sampler.close()
     if not cfg.register and acc.is_main_process:
         print(saver.entries_yaml(), end="")
     return saver.saved
+
+
+def resolve_teacher(cfg: TrainConfig, registry: Registry) -> Base | None:
+    """sft --teacher: any checkpoint (registry id, HF dir, hub id, .pt, adapter) as an HF dir to sample from."""
+    spec = getattr(cfg, "teacher", None)
+    if not spec:
+        return None
+    ckpt = registry.resolve(spec)
+    if ckpt.format == "fake":
+        raise RegistryError(f"--teacher {spec}: a fake checkpoint has no weights to sample from")
+    return Base(ckpt, ckpt.id in registry.by_id, materialise(ckpt, registry.lineage(ckpt)))
 
 
 def _probe(suite: Suite, item: Item, fmt: ChatFormat) -> tuple[str, str]:

@@ -1,6 +1,8 @@
 """The SFT family: token-mean cross-entropy on assistant tokens, on one of three data sources.
 
-    sft       expert responses (Countdown: the solver's solutions; other suites: the rendered gold answer)
+    sft       expert responses (Countdown: the solver's solutions; other suites: the rendered gold answer),
+              or with --teacher CKPT: k samples per prompt from that checkpoint, kept when the suite scores them
+              correct (the paper's SFT data: a stronger model's responses filtered for correctness)
     self-sft  k samples per prompt drawn once from the initial model, kept when the suite scores them correct
     iter-sft  the same, re-drawn from the current model before every round (epoch, or every N steps)
 
@@ -19,11 +21,11 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
-from harness.train.config import IterSFTConfig, SelfSFTConfig
+from harness.train.config import IterSFTConfig, SelfSFTConfig, SFTConfig
 from harness.train.data import Example, collate, expert_examples, micro_batches, take_batches
 from harness.train.policy import token_logprobs
-from harness.train.rollout import RolloutLog
-from harness.train.run import Session, StepBar
+from harness.train.rollout import RolloutLog, Sampler
+from harness.train.session import Session, StepBar
 from harness.types import Decoding
 
 
@@ -31,12 +33,21 @@ class TrainError(Exception):
     """The run cannot go on (e.g. no correct samples to train on); one line."""
 
 
-def sample_correct(s: Session, step: int, seed: int) -> list[Example]:
-    """k samples per train prompt from the current policy; the ones the suite scores 1 (and that finished).
+def sample_correct(
+    s: Session, step: int, seed: int, source: Sampler | None = None, k: int | None = None
+) -> list[Example]:
+    """k samples per train prompt from `source` (default: the current policy), keeping the ones the suite
+    scores 1 (and that finished). Self-SFT and Iterative-SFT sample the policy; `sft --teacher` another
+    checkpoint: the same code, the teacher-is-base case being Self-SFT.
 
+    The source sees each prompt in its own chat template; the kept response is trained under the policy's.
     Every process samples its share; the kept examples are gathered so all processes hold the same data."""
     cfg = s.cfg
-    assert isinstance(cfg, SelfSFTConfig)
+    assert isinstance(cfg, SFTConfig)
+    source = source or s.sampler
+    if k is None:
+        assert isinstance(cfg, SelfSFTConfig)
+        k = cfg.k
     dec = Decoding(
         temperature=cfg.temperature,
         max_new_tokens=cfg.max_new_tokens or s.suite.decoding.max_new_tokens,
@@ -44,20 +55,21 @@ def sample_correct(s: Session, step: int, seed: int) -> list[Example]:
         seed=seed,
     )
     mine = s.shard(s.items)
-    per_call = max(1, cfg.rollout_batch_size // cfg.k)  # prompts per engine call: k samples each
+    per_call = max(1, cfg.rollout_batch_size // k)  # prompts per engine call: k samples each
     kept: list[Example] = []
     logged = []
-    bar = StepBar(s.console, f"sample {cfg.k}x", len(mine), enabled=s.acc.is_main_process)
+    who = "policy" if source is s.sampler else "teacher"
+    bar = StepBar(s.console, f"sample {k}x ({who})", len(mine), enabled=s.acc.is_main_process)
     s.model.eval()
     with bar:
         for start in range(0, len(mine), per_call):
             chunk = mine[start : start + per_call]
-            encoded = [s.fmt.encode_prompt(s.suite.prompt(it)) for it in chunk]
-            texts = [text for text, _ in encoded]
-            rows = s.sampler.sample(s.suite, chunk, texts, cfg.k, replace(dec, seed=seed + start), step)
+            prompt_ids = [s.fmt.encode_prompt(s.suite.prompt(it))[1] for it in chunk]
+            texts = [source.render(s.suite.prompt(it)) for it in chunk]
+            rows = source.sample(s.suite, chunk, texts, k, replace(dec, seed=seed + start), step)
             for j, (_, out, rollout) in enumerate(rows):
                 if rollout.reward >= 1.0:  # "correct" = full score on a finished sample, as the paper filters
-                    ex = s.fmt.example(encoded[j // cfg.k][1], out.text, finished=True)
+                    ex = s.fmt.example(prompt_ids[j // k], out.text, finished=True)
                     if len(ex) <= cfg.max_seq_len:
                         kept.append(ex)
             logged.extend(r for _, _, r in rows)
@@ -69,9 +81,28 @@ def sample_correct(s: Session, step: int, seed: int) -> list[Example]:
     if s.acc.is_main_process:
         s.rollouts.write(logged)
     n = len(logged)
-    s.console.print(f"step {step}: kept {len(kept)} of {n} samples ({len(kept) / max(n, 1):.1%} correct)")
-    s.log({"step": step, "sampled": n, "kept": len(kept), "reward": sum(r.reward for r in logged) / max(n, 1)})
+    frac = len(kept) / max(n, 1)
+    s.console.print(f"step {step}: kept {len(kept)} of {n} {who} samples ({frac:.1%} correct)")
+    reward = sum(r.reward for r in logged) / max(n, 1)
+    s.log({"step": step, "source": who, "sampled": n, "kept": len(kept), "kept_fraction": frac, "reward": reward})
     return kept
+
+
+def teacher_sampler(s: Session) -> Sampler:
+    """The --teacher checkpoint behind the engine layer (its own chat template and system prompt)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert s.teacher is not None
+    t, cfg = s.teacher, s.cfg
+    tokenizer = AutoTokenizer.from_pretrained(t.model_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = None
+    if cfg.engine == "hf":  # the vllm engine loads the directory itself
+        model = AutoModelForCausalLM.from_pretrained(t.model_dir, dtype=torch.float32).to(s.acc.device).eval()
+    return Sampler(
+        cfg.engine, model, tokenizer, t.model_dir, t.ckpt.system_prompt, s.acc.device, cfg.rollout_batch_size
+    )
 
 
 def sft_step(s: Session, batch: list[Example], step: int, total: int) -> dict[str, Any]:
@@ -102,7 +133,13 @@ def sft_step(s: Session, batch: list[Example], step: int, total: int) -> dict[st
 def train_sft(s: Session) -> None:
     cfg = s.cfg
     iterative = isinstance(cfg, IterSFTConfig)
-    if cfg.method == "sft":
+    if cfg.method == "sft" and s.teacher is not None:
+        teacher = teacher_sampler(s)
+        try:
+            examples = sample_correct(s, step=0, seed=cfg.seed, source=teacher, k=cfg.teacher_samples)
+        finally:
+            teacher.close()
+    elif cfg.method == "sft":
         examples, rows = expert_examples(s.suite, s.items, s.fmt, cfg.max_seq_len)
         if s.acc.is_main_process:
             RolloutLog(s.out / "data.jsonl").write(rows)
@@ -113,7 +150,9 @@ def train_sft(s: Session) -> None:
     else:
         examples = []
     if not iterative and not examples:
-        raise TrainError(f"{cfg.method}: no training examples (no correct samples); raise --k or --train-limit")
+        raise TrainError(
+            f"{cfg.method}: no training examples (no correct samples); raise --k/--teacher-samples or --train-limit"
+        )
 
     def steps_per_round(data: list[Example]) -> int:
         if iterative and cfg.resample_every:

@@ -1,0 +1,141 @@
+"""The trainer's session: what every training loop is written against (Session), the learning-rate
+schedule (lr_at) and the progress bar (StepBar). run.py builds a Session; sft.py and rl.py consume it, so
+imports point one way: run -> sft, rl -> session.
+
+    python -c "from harness.train.session import lr_at; print(lr_at.__doc__)"
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from harness.suites import Suite
+from harness.train.config import TrainConfig
+from harness.train.data import ChatFormat
+from harness.train.policy import Base, Saver
+from harness.train.rollout import RolloutLog, Sampler
+from harness.types import Item
+
+
+@dataclass
+class Session:
+    """Everything a training loop needs; the loops in sft.py and rl.py are written against this."""
+
+    cfg: TrainConfig
+    suite: Suite
+    items: list[Item]  # the train split (first train_limit items)
+    base: Base
+    acc: Accelerator
+    model: torch.nn.Module  # as prepared by accelerate (may be a DDP wrapper)
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    sampler: Sampler
+    fmt: ChatFormat
+    saver: Saver
+    out: Path
+    rollouts: RolloutLog
+    console: Console
+    started: float = field(default_factory=time.perf_counter)
+    teacher: Base | None = None  # sft --teacher: the checkpoint the SFT data is sampled from
+
+    @property
+    def policy(self) -> torch.nn.Module:
+        """The bare model (no DDP wrapper): what engines serve and what is saved."""
+        return self.acc.unwrap_model(self.model)
+
+    @property
+    def world(self) -> int:
+        return self.acc.num_processes
+
+    def shard(self, rows: list[Any]) -> list[Any]:
+        """This process's share of a global batch."""
+        return rows[self.acc.process_index :: self.acc.num_processes]
+
+    def set_lr(self, step: int, total: int) -> float:
+        """nanoGPT-style: the schedule is a function of the step, set by hand before each update."""
+        lr = lr_at(self.cfg, step, total)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def update(self) -> float:
+        """Clip, step, zero: returns the gradient norm before clipping."""
+        norm = self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(norm)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self.acc.is_main_process:
+            row = {"t": round(time.perf_counter() - self.started, 3)} | row
+            with (self.out / "log.jsonl").open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+    def checkpoint(self, step: int, final: bool, stats: dict[str, Any]) -> None:
+        """Save when asked (and always at the end), from the main process only."""
+        if not (final or self.saver.wants(step)):
+            return
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            ckpt = self.saver.save(self.policy, step, final, stats)
+            where = f"registered in {self.cfg.registry}" if self.cfg.register else "not registered"
+            self.console.print(f"saved {ckpt.id}: {ckpt.path} ({where})", highlight=False)
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """Linear warmup then cosine to 0 over `total` steps, or constant. `step` counts from 0."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warm = max(1, int(cfg.warmup_ratio * total))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class StepBar:
+    """Rich progress: step M/N, the latest loss/reward/KL/tokens per second, elapsed and ETA."""
+
+    def __init__(self, console: Console, label: str, total: int, enabled: bool) -> None:
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.progress = Progress(*columns, console=console, disable=not enabled)
+        self.task = self.progress.add_task(label, total=total, stats="")
+
+    def __enter__(self) -> StepBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def set_total(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def step(self, stats: dict[str, float]) -> None:
+        shown = {
+            "loss": "loss {:.4f}",
+            "reward": "reward {:.3f}",
+            "kl": "kl {:.4f}",
+            "tok_s": "{:.0f} tok/s",
+            "gen_tok_s": "gen {:.0f} tok/s",
+        }
+        text = "  ".join(fmt.format(stats[k]) for k, fmt in shown.items() if k in stats)
+        self.progress.update(self.task, advance=1, stats=text)
