@@ -26,9 +26,20 @@ PAPER_RANK = {"sft": 0, "self-sft": 1, "iter-sft": 2, "grpo": 3, "reinforce": 3,
 PAPER_CLAIM = "drop: SFT > Self-SFT >= Iterative-SFT >= GRPO at comparable gain"
 
 
+def resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
+    """(n_boot, n) counts: how often each item is drawn in each resample (rows of idx)."""
+    rows = np.arange(idx.shape[0])[:, None] * n
+    return np.bincount((idx + rows).ravel(), minlength=idx.shape[0] * n).reshape(idx.shape[0], n).astype(float)
+
+
 def paired_boot(b: np.ndarray, c: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Bootstrap means of c - b in points, one per row of idx: base and checkpoint are resampled together."""
-    return (c - b)[idx].mean(axis=1) * 100
+    """Bootstrap means of c - b in points, one per row of idx: base and checkpoint are resampled together.
+
+    Equal to (c - b)[idx].mean(axis=1) up to rounding, as a matrix product with the resample counts, so that
+    b and c may also be stacks of datasets (k, n) sharing the index matrix (the calibration tests do that).
+    """
+    n = idx.shape[1]
+    return (c - b) @ resample_weights(idx, n).T * (100 / n)
 
 
 def percentile_ci(boot: np.ndarray) -> tuple[float, float]:
