@@ -206,6 +206,8 @@ def compare(
         for s, (second, change) in (noise or {}).items()
         if s in suites
     ]
+    # the band in the frontier plot: what "no change" does to a mean over all suites (drop = -delta)
+    band = stats.percentile_ci(-np.mean([b for _, b in floor], axis=0)) if floor else None
     drops = {s.checkpoint: s.drop for s in summaries if s.drop is not None}
     kl_pts = [k for k in kl if k.checkpoint in drops]
     kl_rho = stats.spearman([k.kl_base_ckpt for k in kl_pts], [drops[k.checkpoint] for k in kl_pts])
@@ -220,6 +222,7 @@ def compare(
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
         "notes": matched_notes,
+        "noise_band": band,
     }
     return Comparison(
         base=base,
@@ -232,7 +235,7 @@ def compare(
         ordering=stats.paper_ordering(pairs),
         power=tuple(power),
         matched_gain=tuple(matched),
-        noise=tuple(floor),
+        noise=tuple(f for f, _ in floor),
         kl=tuple(kl_pts),
         kl_spearman=kl_rho,
     )

@@ -391,14 +391,16 @@ def matched_gain(
 # -- noise floor, correlation -------------------------------------------------------------------------------
 
 
-def noise_floor(first: SuiteResult, second: SuiteResult, idx: np.ndarray, change: str) -> NoiseFloor:
-    """Second run - first run of the same checkpoint, paired on the suite's bootstrap indices."""
+def noise_floor(first: SuiteResult, second: SuiteResult, idx: np.ndarray, change: str) -> tuple[NoiseFloor, np.ndarray]:
+    """Second run - first run of the same checkpoint, paired on the suite's bootstrap indices; and the
+    bootstrap means (points), for a band over several suites."""
     if first.suite_version != second.suite_version or list(first.prompt_hashes) != list(second.prompt_hashes):
         raise ValueError(f"suite {first.suite}: the noise-floor run measured different items or prompts")
     pos = {i: k for k, i in enumerate(second.item_ids)}
     a = np.asarray(first.scores, float)
     b = np.asarray(second.scores, float)[[pos[i] for i in first.item_ids]]
-    lo, hi = percentile_ci(paired_boot(a, b, idx))
+    boot = paired_boot(a, b, idx)
+    lo, hi = percentile_ci(boot)
     return NoiseFloor(
         suite=first.suite,
         change=change,
@@ -407,7 +409,7 @@ def noise_floor(first: SuiteResult, second: SuiteResult, idx: np.ndarray, change
         ci_low=lo,
         ci_high=hi,
         flips=int(np.sum((a >= 0.5) != (b >= 0.5))),
-    )
+    ), boot
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
