@@ -108,13 +108,16 @@ def compare(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
+    noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
+    kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
     try:
         reg, ckpts, suite_objs = _resolve(registry, checkpoints, suites)
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype)
         out = out or Path("reports") / f"compare-{_slug(ckpts, suite_objs, cfg)}"
-        _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only)
+        probe_opts = {"noise_floor": noise_floor, "kl": kl}
+        _compare_and_write(reg, ckpts, suite_objs, cfg, out, n_boot, checkpoints, cached_only, probe_opts)
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
@@ -127,7 +130,7 @@ def _slug(ckpts, suite_objs, cfg) -> str:
 
 
 def _compare_and_write(
-    reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool
+    reg, ckpts, suite_objs, cfg, out: Path, n_boot: int, specs: list[str], cached_only: bool, probe_opts=None
 ) -> None:
     from harness.compare import compare as run_compare
     from harness.evaluate import evaluate
@@ -140,8 +143,16 @@ def _compare_and_write(
         s.name: {it.id: (s.prompt(it)[-1]["content"], _reference(s, it)) for it in load_items(s, cfg.limit)}
         for s in suite_objs
     }
+    # -- probes (harness/probes.py): noise floor and KL, cached like evaluations; recorded in config.json --
+    from harness.probes import run_probes
+
+    probe_opts = probe_opts or {"noise_floor": False, "kl": False}  # `report` of an older dir: none
+    extra = run_probes(reg, ckpts, suite_objs, cfg, err_console, probe_opts["noise_floor"], probe_opts["kl"],
+                       cached_only)  # fmt: skip
+    # -- end of probes --
     base = ckpts[0]
-    comp = run_compare(results, base.id, [(c.id, c.method, c.trained_on) for c in ckpts[1:]], prompts, n_boot=n_boot)
+    cands = [(c.id, c.method, c.trained_on) for c in ckpts[1:]]
+    comp = run_compare(results, base.id, cands, prompts, n_boot=n_boot, **extra)
     print_comparison(out_console, comp)
     config = {
         "checkpoints": specs,
@@ -150,6 +161,7 @@ def _compare_and_write(
         "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "n_boot": n_boot,
         "lineage": {c.id: c.to_dict() for c in ckpts},
+        "probes": probe_opts,
     }
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "config.json", json.dumps(config, indent=1, default=str))
@@ -228,6 +240,7 @@ def report(
             config.get("n_boot", 1000),
             config["checkpoints"],
             cached_only=True,
+            probe_opts=config.get("probes"),
         )
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None

@@ -59,10 +59,15 @@ def print_comparison(console: Console, comp: Comparison) -> None:
         table.add_row(suite, f"{comp.scores.get(comp.base, {}).get(suite, float('nan')):.1f}", *side, *cells)
     console.print(table)
     if power:
+        p0 = comp.power[0]
         console.print(
-            "[dim]MDD = minimum detectable drop (points) at this n and base score, paired, alpha "
-            f"{comp.power[0].alpha:g}, {comp.power[0].power:.0%} power. Noise floor = the base scored again under a "
-            f"change that should not matter ({comp.noise[0].change if comp.noise else 'not measured'}).[/]"
+            f"[dim]MDD = minimum detectable drop (points) at this n and base score, paired, alpha {p0.alpha:g}, "
+            f"{p0.power:.0%} power (— = not even a drop to 0).[/]"
+        )
+    if noise:
+        console.print(
+            "[dim]Noise floor = the base scored again under a change that should not matter "
+            f"({comp.noise[0].change}): Δ inside it is what no change looks like.[/]"
         )
     if not comp.summaries:
         return
