@@ -136,3 +136,35 @@ def test_kl_predictor_by_hand_and_cached(workspace: Path, monkeypatch: pytest.Mo
     res = runner.invoke(app, ["report", "out"])  # re-render: the probes' config comes back from config.json
     assert res.exit_code == 0, res.output
     assert json.loads(Path("out/results.json").read_text())["kl"] == data["kl"]
+
+
+@pytest.mark.slow  # three hf model loads and samples: minutes on a shared 2-core machine
+def test_kl_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Real log-probs (hf engine): a copy of the base has KL exactly 0 both ways; other weights give another
+    (finite, non-zero) estimate; 3 samples of near-uniform random models can make it slightly negative."""
+    import shutil
+
+    from harness.probes import kl_points
+    from harness.registry import Registry
+    from tests.tiny import build_tiny_model
+
+    shutil.copytree(tiny_model_dir, tmp_path / "twin")
+    build_tiny_model(tmp_path / "other", seed=1)
+    (tmp_path / "checkpoints.yaml").write_text(
+        "checkpoints:\n"
+        f"  - id: base\n    path: {tiny_model_dir}\n    method: base\n"
+        f"  - id: twin\n    path: {tmp_path / 'twin'}\n    method: sft\n    base: base\n    trained_on: [arithmetic]\n"
+        f"  - id: other\n    path: {tmp_path / 'other'}\n    method: grpo\n    base: base\n"
+        "    trained_on: [arithmetic]\n"
+    )
+    reg = Registry.load(tmp_path / "checkpoints.yaml")
+    cfg = EvalConfig(engine="hf", limit=3, max_new_tokens=6, batch_size=4, runs_dir=tmp_path / "runs")
+    from rich.console import Console
+
+    ckpts = [reg.resolve(c) for c in ("base", "twin", "other")]
+    points, notes = kl_points(reg, ckpts[0], ckpts[1:], [get_suite("arithmetic")], cfg, Console(stderr=True))
+    kl = {p.checkpoint: p for p in points}
+    assert not notes and kl["twin"].n_samples == 3
+    assert kl["twin"].kl_base_ckpt == 0 and kl["twin"].kl_ckpt_base == 0
+    assert kl["other"].kl_base_ckpt != 0 and kl["other"].kl_ckpt_base != 0
+    assert abs(kl["other"].kl_base_ckpt) < 1e3 and abs(kl["other"].kl_ckpt_base) < 1e3
