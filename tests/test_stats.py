@@ -209,3 +209,19 @@ def test_matched_gain_through_compare(tmp_path: Path) -> None:
     for part in ('id="pairs-table"', 'id="ordering"', 'id="matched-table"', "min. detectable drop"):
         assert part in html
     assert json.loads(json.dumps(comp.to_dict(), default=str))["pairs"][0]["a"] == "sft"
+
+
+def test_noise_floor_band_in_comparison_and_frontier() -> None:
+    res = planted()
+    r = np.arange(200)
+    second = {"T": sr("base", "T", r[2:52]), "A": sr("base", "A", r[:160]), "B": sr("base", "B", r[1:161])}
+    comp = compare(res, "base", CANDS, noise={s: (v, "batch size 32 -> 16") for s, v in second.items()})
+    nf = {f.suite: f for f in comp.noise}
+    assert (nf["T"].delta, nf["T"].flips, nf["A"].flips, nf["B"].flips) == (0.0, 4, 0, 2)
+    assert nf["B"].delta == 0.0 and nf["B"].ci_low < 0 < nf["B"].ci_high and nf["A"].ci_low == nf["A"].ci_high == 0
+    lo, hi = comp.meta["noise_band"]
+    assert lo < 0 < hi
+    (rect,) = frontier_figure(comp)["layout"]["shapes"]
+    assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == (lo, hi, -hi, -lo)
+    with pytest.raises(ValueError, match="different items or prompts"):
+        compare(res, "base", CANDS, noise={"A": (sr("base", "A", r[:10], n=100), "x")})
