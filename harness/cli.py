@@ -141,6 +141,8 @@ def compare(
     ] = None,
     trained_on: Annotated[str | None, typer.Option(help="target suites of every candidate given as a path")] = None,
     method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
+    noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
+    kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
 
@@ -154,7 +156,8 @@ def compare(
             reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites, lineage)
             run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
             cached_only = True
-        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage)
+        probe_opts = {"noise_floor": noise_floor, "kl": kl}
+        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage, probe_opts)
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
@@ -168,6 +171,7 @@ def _compare_and_write(
     n_boot: int,
     cached_only: bool,
     lineage: tuple[str | None, str | None] = (None, None),
+    probe_opts: dict | None = None,
 ) -> None:
     """The shared pipeline (harness/pipeline.py); the table is printed before the outputs land as one unit."""
     from harness import pipeline
@@ -183,6 +187,7 @@ def _compare_and_write(
         cached_only=cached_only,
         console=err_console,
         lineage=lineage,
+        probe_opts=probe_opts,
         finish=lambda run: print_comparison(out_console, run.comparison),
     )
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
@@ -239,7 +244,10 @@ def report(
         suites = ",".join(config["suites"])
         registry = Path(config["registry"] or "checkpoints.yaml")
         n_boot = config.get("n_boot", 1000)
-        _compare_and_write(registry, config["checkpoints"], suites, cfg, out or compare_dir, n_boot, cached_only=True)
+        probes = config.get("probes")  # an older dir has none
+        _compare_and_write(
+            registry, config["checkpoints"], suites, cfg, out or compare_dir, n_boot, True, probe_opts=probes
+        )
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None
     except _known_errors() as e:

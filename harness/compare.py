@@ -1,4 +1,5 @@
-"""Compare checkpoints with their base: gain, drop, paired CIs, flips, BH-adjusted p-values, Pareto.
+"""Compare checkpoints with their base: gain, drop, paired CIs, flips, BH-adjusted p-values, Pareto per target,
+method against method, power, drop at matched gain, noise floor (the statistics themselves: harness/stats.py).
 
 Pure (numpy/scipy, no torch). Definitions follow the paper (reference/paper.md section 3.1):
   gain = mean over the checkpoint's target suites (trained_on) of (score - base score)
@@ -15,9 +16,10 @@ import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy import stats
+from scipy.special import bdtr
 
-from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, SuiteResult
+from harness import stats
+from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, KLPoint, SuiteResult
 
 
 class ComparisonError(Exception):
@@ -64,7 +66,11 @@ def paired_p_value(b: np.ndarray, c: np.ndarray, seed: int = 0, n_perm: int = 40
         return 1.0
     if np.isin(b, (0.0, 1.0)).all() and np.isin(c, (0.0, 1.0)).all():
         learned, forgotten = int(np.sum(d > 0)), int(np.sum(d < 0))
-        return float(stats.binomtest(learned, learned + forgotten, 0.5).pvalue)
+        # exact two-sided binomial test at 1/2 (= scipy's binomtest): the null is symmetric, so the outcomes
+        # at most as likely as the observed one are both tails beyond it; bdtr is the fast binomial cdf
+        if learned == forgotten:
+            return 1.0
+        return float(min(1.0, 2 * bdtr(min(learned, forgotten), learned + forgotten, 0.5)))
     rng = np.random.default_rng(seed)
     signs = rng.choice((-1.0, 1.0), size=(n_perm, d.size))
     obs = abs(d.mean())
@@ -146,6 +152,20 @@ def pareto_dominators(points: Mapping[str, tuple[float, float]]) -> dict[str, li
     return out
 
 
+def pareto_by_target(summaries: Sequence[CheckpointSummary], base: str) -> dict[str, list[str]]:
+    """Dominance only among checkpoints trained on the same suites (as a set), each group with its own base
+    point at (0, 0): a gain on Countdown says nothing about a gain on MMLU. (One Comparison has one base.)"""
+    groups: dict[frozenset[str], dict[str, tuple[float, float]]] = {}
+    for s in summaries:
+        if s.gain is not None and s.drop is not None:
+            groups.setdefault(frozenset(s.trained_on), {})[s.checkpoint] = (s.gain, s.drop)
+    out: dict[str, list[str]] = {}
+    for points in groups.values():
+        dom = pareto_dominators(points | {base: (0.0, 0.0)})  # the base: forgetting for no gain is dominated
+        out |= {k: v for k, v in dom.items() if k != base}
+    return out
+
+
 def compare(
     results: Mapping[str, Mapping[str, SuiteResult]],
     base: str,
@@ -155,17 +175,22 @@ def compare(
     seed: int = 0,
     max_forgotten: int = 200,
     n_perm: int = 4000,
+    noise: Mapping[str, tuple[SuiteResult, str]] | None = None,
+    kl: Sequence[KLPoint] = (),
 ) -> Comparison:
     """results[ckpt][suite]; checkpoints = (id, method, trained_on) of the candidates, in order.
 
     prompts[suite][item_id] = (prompt text, reference answer), for the forgotten-items browser.
     meta["non_target_drop"][ckpt]: suite_set_drop over the suites not in its trained_on (all of them when
     it has none), with the overall p-value (n_perm draws): what the gate decides on.
+    noise[suite] = (the base scored a second time under a change that should not matter, that change).
+    kl = KL points per checkpoint (harness/probes.py), correlated here with the drop.
     """
     suites = tuple(results[base])
     warnings: list[str] = []
     raw: list[tuple[str, str, dict]] = []  # (ckpt, suite, stats) before BH
     boots: dict[tuple[str, str], np.ndarray] = {}
+    aligned: dict[tuple[str, str], np.ndarray] = {}  # per-item scores in the base's item order
     forgotten: list[ForgottenItem] = []
     for cid, _method, _trained in checkpoints:
         for s in suites:
@@ -176,8 +201,9 @@ def compare(
             b, c = _aligned(b_res, c_res)
             idx = boot_indices(s, b.size, n_boot, seed)
             d = c - b
-            boot = d[idx].mean(axis=1) * 100
+            boot = stats.paired_boot(b, c, idx)
             boots[(cid, s)] = boot
+            aligned[(cid, s)] = c
             lost = np.flatnonzero((b >= 0.5) & (c < 0.5))
             st = {
                 "n": int(b.size),
@@ -215,14 +241,34 @@ def compare(
                 learned=st["learned"],
             )
         )
-    summaries = [_summarise(cid, method, trained, suites, deltas[cid], boots) for cid, method, trained in checkpoints]
-    points = {s.checkpoint: (s.gain, s.drop) for s in summaries if s.gain is not None and s.drop is not None}
-    if points:
-        points[base] = (0.0, 0.0)  # the base itself is a point: forgetting for no gain is dominated by it
-    dom = pareto_dominators(points)
+    boot_gain: dict[str, np.ndarray] = {}
+    boot_drop: dict[str, np.ndarray] = {}
+    summaries = [
+        _summarise(cid, method, trained, suites, deltas[cid], boots, boot_gain, boot_drop)
+        for cid, method, trained in checkpoints
+    ]
+    dom = pareto_by_target(summaries, base)
     summaries = [
         CheckpointSummary(**{**s.__dict__, "dominated_by": tuple(dom.get(s.checkpoint, ()))}) for s in summaries
     ]
+    pairs = stats.pair_diffs(summaries, boot_gain, boot_drop, aligned, seed)
+    matched, matched_notes = stats.matched_gain(summaries, boot_gain, boot_drop)
+    power = [
+        stats.suite_power(
+            s, _aligned(results[base][s], results[base][s])[0], [aligned[(c, s)] for c, _, _ in checkpoints]
+        )
+        for s in suites
+    ]
+    floor = [
+        stats.noise_floor(results[base][s], second, boot_indices(s, len(results[base][s].scores), n_boot, seed), change)
+        for s, (second, change) in (noise or {}).items()
+        if s in suites
+    ]
+    # the band in the frontier plot: what "no change" does to a mean over all suites (drop = -delta)
+    band = stats.percentile_ci(-np.mean([b for _, b in floor], axis=0)) if floor else None
+    drops = {s.checkpoint: s.drop for s in summaries if s.drop is not None}
+    kl_pts = [k for k in kl if k.checkpoint in drops]
+    kl_rho = stats.spearman([k.kl_base_ckpt for k in kl_pts], [drops[k.checkpoint] for k in kl_pts])
     scores = {cid: {s: r.mean * 100 for s, r in res.items() if s in suites} for cid, res in results.items()}
     meta = {
         "n_boot": n_boot,
@@ -237,6 +283,8 @@ def compare(
             cid: suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
             for cid, _, t in checkpoints
         },
+        "notes": matched_notes,
+        "noise_band": band,
     }
     return Comparison(
         base=base,
@@ -245,6 +293,13 @@ def compare(
         summaries=tuple(summaries),
         forgotten=tuple(forgotten),
         meta=meta,
+        pairs=tuple(pairs),
+        ordering=stats.paper_ordering(pairs),
+        power=tuple(power),
+        matched_gain=tuple(matched),
+        noise=tuple(f for f, _ in floor),
+        kl=tuple(kl_pts),
+        kl_spearman=kl_rho,
     )
 
 
@@ -255,6 +310,8 @@ def _summarise(
     suites: tuple[str, ...],
     deltas: list[Delta],
     boots: dict[tuple[str, str], np.ndarray],
+    boot_gain: dict[str, np.ndarray],
+    boot_drop: dict[str, np.ndarray],
 ) -> CheckpointSummary:
     notes = [f"target suite {t!r} was not evaluated: gain leaves it out" for t in trained if t not in suites]
     tgt = [s for s in suites if s in trained]
@@ -263,11 +320,13 @@ def _summarise(
     if trained and tgt:
         g = np.mean([boots[(cid, s)] for s in tgt], axis=0)
         gain = float(np.mean([d.delta for d in deltas if d.is_target]))
-        gain_ci = (float(np.percentile(g, 2.5)), float(np.percentile(g, 97.5)))
+        gain_ci = stats.percentile_ci(g)
+        boot_gain[cid] = g
     if trained and non:
         dr = -np.mean([boots[(cid, s)] for s in non], axis=0)
         drop = float(np.mean([-d.delta for d in deltas if not d.is_target]))
-        drop_ci = (float(np.percentile(dr, 2.5)), float(np.percentile(dr, 97.5)))
+        drop_ci = stats.percentile_ci(dr)
+        boot_drop[cid] = dr
     if not trained:
         notes.append("no trained_on: per-suite deltas only (gain and drop need target suites)")
     return CheckpointSummary(

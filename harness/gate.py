@@ -16,7 +16,9 @@ drop = base score - candidate score, positive = forgetting.
    none) of drop_s, the paper's "drop". Its p-value is a paired sign-flip permutation test of the same
    suite-averaged statistic (per-item differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND
    p_D <= alpha. D, its CI and p_D are the Comparison's own (compare.suite_set_drop, meta["non_target_drop"]).
-3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes.
+3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes. A
+   threshold below the minimum detectable drop at this n (80% power, paired; harness/stats.py) is flagged
+   "underpowered" with the n that would suffice.
 4. Exit 1 when any of 1-2 is a regression, else 0. Pareto dominance by registered checkpoints (same base,
    same trained_on, records already in the store: never evaluated here) is reported, never gated.
 
@@ -45,6 +47,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from harness.stats import underpowered
 from harness.types import Comparison
 
 if TYPE_CHECKING:
@@ -212,6 +215,9 @@ def decide(
         overall = Check("overall", False, n, None, None, drop, ci, p, None, cfg.max_drop, status, reason)
     else:
         notes = [*notes, "every selected suite is a target suite: no overall drop to gate"]
+    # A threshold below what this n can detect passes forgetting it cannot see: say so, and what n would do.
+    thresholds = {k.suite: k.threshold for k in checks}
+    warnings += underpowered(comp.power, thresholds, (non, cfg.max_drop) if non else None, cfg.alpha)
     unknown = sorted(set(cfg.per_suite) - set(comp.suites))
     if unknown:
         notes = [*notes, f"per_suite thresholds for suites not gated here: {', '.join(unknown)}"]

@@ -164,12 +164,19 @@ def build(
     cached_only: bool = False,
     console: Console | None = None,
     extra_config: dict[str, Any] | None = None,
+    probe_opts: dict[str, bool] | None = None,
 ) -> Run:
-    """Evaluate what the store lacks (or refuse, cached_only), compare every candidate with the base."""
+    """Evaluate what the store lacks (or refuse, cached_only), run the probes (noise floor, KL; cached like
+    evaluations), compare every candidate with the base."""
     from harness.compare import compare
     from harness.evaluate import evaluate
+    from harness.probes import run_probes
 
     results = evaluate(registry, ckpts, suites, cfg, console=console, cached_only=cached_only)
+    probe_opts = probe_opts or {"noise_floor": False, "kl": False}
+    extra = run_probes(
+        registry, list(ckpts), list(suites), cfg, console, probe_opts["noise_floor"], probe_opts["kl"], cached_only
+    )
     base = ckpts[0]
     comp = compare(
         results,
@@ -178,6 +185,7 @@ def build(
         prompts_for(suites, cfg),
         n_boot=n_boot,
         n_perm=n_perm,
+        **extra,
     )
     config = {
         "checkpoints": list(specs),
@@ -187,6 +195,7 @@ def build(
         "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "n_boot": n_boot,
         "lineage": {c.id: c.to_dict() for c in ckpts},
+        "probes": probe_opts,
     } | (extra_config or {})
     return Run(registry, list(ckpts), list(suites), results, comp, config)
 
@@ -264,6 +273,7 @@ def run(
     check: Callable[[Registry, list[Checkpoint], list[Suite]], None] | None = None,
     finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
     lineage: tuple[str | None, str | None] = (None, None),
+    probe_opts: dict[str, bool] | None = None,
 ) -> tuple[Run, Path]:
     """The whole pipeline of compare, report and gate: check flags and paths, resolve (`check` may refuse
     more, e.g. the gate's identical weights), evaluate or cached-only, compare, then `finish(run)` (print a
@@ -274,7 +284,7 @@ def run(
         check(registry, ckpts, suites)
     out = out or default_out(ckpts, suites, cfg)
     check_paths(out, cfg.runs_dir)
-    result = build(registry, ckpts, suites, cfg, specs, n_boot, n_perm, cached_only, console, extra_config)
+    result = build(registry, ckpts, suites, cfg, specs, n_boot, n_perm, cached_only, console, extra_config, probe_opts)
     extra = finish(result) if finish is not None else None
     try:
         write_run(result, out, extra)

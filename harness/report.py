@@ -1,5 +1,8 @@
 """Render a Comparison: a self-contained HTML report, results.json and results.parquet. Pure: no torch.
 
+The report: summary, method against method (+ the paper's ordering), drop at matched gain, per-suite table
+(with minimum detectable drop and noise floor), heatmap, frontier (with the noise band), drop vs KL.
+
 The HTML opens offline (plotly.js inlined once, no CDN). Model output is untrusted: jinja2 autoescapes
 every value, and figure data goes into the page as JSON with `<`, `>` and `&` escaped, so a completion
 containing `</script><script>...` stays text.
@@ -138,22 +141,27 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
                 "hovertemplate": "%{text} (%{customdata})<br>gain %{y:.1f}, drop %{x:.1f}<extra></extra>",
             }
         )
-    # The frontier joins the non-dominated points, the base (0, 0) included unless a checkpoint dominates it.
-    frontier = [(s.drop, s.gain) for s in pts if not s.dominated_by]
-    if not any(g >= 0 and d <= 0 and (g > 0 or d < 0) for s in pts for d, g in [(s.drop, s.gain)]):
-        frontier.append((0.0, 0.0))
-    frontier.sort()
-    traces.append(
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "frontier",
-            "x": [_finite(d) for d, _ in frontier],
-            "y": [_finite(g) for _, g in frontier],
-            "line": {"dash": "dot", "color": "#888"},
-            "hoverinfo": "skip",
-        }
-    )
+    # One frontier per target (checkpoints trained on the same suites; gains on different targets do not
+    # compare): it joins the group's non-dominated points, the base (0, 0) included unless one dominates it.
+    groups: dict[frozenset[str], list[CheckpointSummary]] = {}
+    for s in pts:
+        groups.setdefault(frozenset(s.trained_on), []).append(s)
+    for target, group in sorted(groups.items(), key=lambda kv: sorted(kv[0])):
+        frontier = [(s.drop, s.gain) for s in group if not s.dominated_by]
+        if not any(g >= 0 and d <= 0 and (g > 0 or d < 0) for s in group for d, g in [(s.drop, s.gain)]):
+            frontier.append((0.0, 0.0))
+        frontier.sort()
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "frontier" if len(groups) == 1 else f"frontier ({', '.join(sorted(target))})",
+                "x": [_finite(d) for d, _ in frontier],
+                "y": [_finite(g) for _, g in frontier],
+                "line": {"dash": "dot", "color": "#888"},
+                "hoverinfo": "skip",
+            }
+        )
     traces.append(
         {
             "type": "scatter",
@@ -166,7 +174,33 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
             "marker": {"size": 12, "symbol": "diamond", "color": "#444"},
         }
     )
+    band = comp.meta.get("noise_band")
+    shapes = []
+    if band:  # what "no change" looks like: the base scored twice, mean over all suites, drop and gain alike
+        shapes.append(
+            {
+                "type": "rect",
+                "x0": band[0],
+                "x1": band[1],
+                "y0": -band[1],
+                "y1": -band[0],
+                "fillcolor": "rgba(120, 120, 120, 0.18)",
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": "noise floor (base scored twice, 95% CI)",
+                "x": [None],
+                "y": [None],
+                "line": {"color": "rgba(120, 120, 120, 0.5)", "width": 8},
+            }
+        )
     layout = {
+        "shapes": shapes,
         "title": {"text": "gain on target suites vs drop on the others (points; up and left is better)"},
         "xaxis": {"title": {"text": "drop (points, positive = forgetting)"}, "zeroline": True},
         "yaxis": {"title": {"text": "gain (points)"}, "zeroline": True},
@@ -174,6 +208,36 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
         "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
     }
     return {"data": traces, "layout": layout}
+
+
+def kl_figure(comp: Comparison) -> dict[str, Any] | None:
+    """Drop against KL(base || checkpoint) on the target prompts, one point per checkpoint (RL's Razor)."""
+    drops = {s.checkpoint: s.drop for s in comp.summaries}
+    pts = [k for k in comp.kl if drops.get(k.checkpoint) is not None]
+    if not pts:
+        return None
+    rho = comp.kl_spearman
+    trace = {
+        "type": "scatter",
+        "mode": "markers+text",
+        "x": [_finite(k.kl_base_ckpt) for k in pts],
+        "y": [_finite(drops[k.checkpoint]) for k in pts],
+        "text": [k.checkpoint for k in pts],
+        "textposition": "top center",
+        "marker": {"size": 11},
+        "hovertemplate": "%{text}: KL %{x:.3g} nats, drop %{y:.1f}<extra></extra>",
+    }
+    title = "drop vs KL(base ‖ checkpoint) on target prompts" + (
+        f" (Spearman ρ = {rho:+.2f}, {len(pts)} checkpoints)" if rho is not None else ""
+    )
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "KL(base ‖ checkpoint), nats per sequence"}},
+        "yaxis": {"title": {"text": "drop (points)"}, "zeroline": True},
+        "height": 400,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+    }
+    return {"data": [trace], "layout": layout}
 
 
 def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
@@ -229,6 +293,7 @@ def _pareto(s: CheckpointSummary) -> str:
 def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any]]:
     """One row per suite: base score, then per checkpoint score, delta [CI], q, forgotten/learned."""
     by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
+    power, noise = {p.suite: p for p in comp.power}, {f.suite: f for f in comp.noise}
     rows = []
     for suite in comp.suites:
         cells = []
@@ -246,8 +311,13 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
                 }
             )
         base = comp.scores.get(comp.base, {}).get(suite)
+        pw, nf = power.get(suite), noise.get(suite)
         rows.append(
             {
+                "mdd": "" if pw is None else "—" if pw.mdd is None else f"{pw.mdd:.1f}",
+                "mdd_detail": "" if pw is None else f"{pw.model}, {pw.spread_source}",
+                "noise": "" if nf is None else f"{nf.delta:+.1f} [{nf.ci_low:+.1f}, {nf.ci_high:+.1f}]",
+                "noise_detail": "" if nf is None else f"{nf.flips} flips; {nf.change}",
                 "suite": suite,
                 "area": areas.get(suite, ""),
                 "version": comp.meta.get("suite_versions", {}).get(suite, ""),
@@ -268,11 +338,26 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
     frontier = frontier_figure(comp)
     if frontier:
         figures["frontier"] = frontier
+    kl = kl_figure(comp)
+    if kl:
+        figures["kl"] = kl
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
     html = env.get_template("report.html.j2").render(
         comp=comp,
         summary=summary_rows(comp),
         suites=suite_rows(comp, areas),
+        pairs=[
+            {
+                **p.__dict__,
+                "drop": _ci(p.drop_diff, p.drop_ci),
+                "gain": _ci(p.gain_diff, p.gain_ci),
+                "sign": _sign(p.drop_ci),
+            }
+            for p in comp.pairs
+        ],  # fmt: skip
+        matched=[{**m.__dict__, "text": _ci(m.drop, m.drop_ci)} for m in comp.matched_gain],
+        power_note=comp.power[0] if comp.power else None,
+        noise_change=comp.noise[0].change if comp.noise else None,
         candidates=[s.checkpoint for s in comp.summaries],
         forgotten=comp.forgotten,
         forgotten_suites=sorted({f.suite for f in comp.forgotten}),

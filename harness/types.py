@@ -1,4 +1,5 @@
-"""The nouns every stage shares: Checkpoint, Decoding, Completion, Item, Record, SuiteResult, Delta, Comparison.
+"""The nouns every stage shares: Checkpoint, Decoding, Completion, Item, Record, SuiteResult, Delta, Comparison
+(and its parts: PairDiff, SuitePower, MatchedGain, NoiseFloor, KLPoint).
 
 Frozen dataclasses only, no torch: scoring, compare, report and gate import this without a model stack.
 Every record on disk carries SCHEMA_VERSION, the suite version, the prompt hash and the decoding key, so a
@@ -186,6 +187,74 @@ class ForgottenItem:
 
 
 @dataclass(frozen=True)
+class PairDiff:
+    """Checkpoint a minus checkpoint b (same base, same trained_on), paired on the same bootstrap resamples."""
+
+    a: str
+    b: str
+    method_a: str
+    method_b: str
+    drop_diff: float | None  # drop(a) - drop(b), points: positive = a forgets more
+    drop_ci: tuple[float, float] | None
+    drop_p: float | None  # paired sign-flip test of the suite-averaged difference
+    gain_diff: float | None  # gain(a) - gain(b)
+    gain_ci: tuple[float, float] | None
+    gain_p: float | None
+    verdict: str  # one sentence: "... : resolved" / "... : cannot tell"
+
+
+@dataclass(frozen=True)
+class SuitePower:
+    """Minimum detectable drop of one suite at the run's n, base score and alpha (paired, two-sided)."""
+
+    suite: str
+    n: int
+    base_score: float  # points
+    alpha: float
+    power: float
+    mdd: float | None  # minimum detectable drop, points; None = not even a drop to 0 would be detected
+    model: str  # "mcnemar" (0/1 scores) or "paired-normal"
+    spread: float  # discordance rate (mcnemar) or sd of per-item differences (paired-normal)
+    spread_source: str  # "estimated from <k> checkpoint(s)" or the documented assumption
+
+
+@dataclass(frozen=True)
+class MatchedGain:
+    """One method's drop at a common gain level, interpolated on its (gain, drop) curve through the base."""
+
+    trained_on: tuple[str, ...]
+    method: str
+    gain: float  # the common gain level, points
+    drop: float
+    drop_ci: tuple[float, float]
+    checkpoints: tuple[str, ...]  # the curve's points, in gain order
+
+
+@dataclass(frozen=True)
+class NoiseFloor:
+    """The base scored twice under a change that should not matter: what "no change" looks like."""
+
+    suite: str
+    change: str  # e.g. "batch size 32 -> 16" or "seed 0 -> 1"
+    n: int
+    delta: float  # second run - first run, points
+    ci_low: float
+    ci_high: float
+    flips: int  # items whose 0/1 outcome changed
+
+
+@dataclass(frozen=True)
+class KLPoint:
+    """KL between base and checkpoint on the target suites' prompts, nats per sequence (Monte Carlo)."""
+
+    checkpoint: str
+    kl_base_ckpt: float  # KL(base || ckpt), from the base's samples
+    kl_ckpt_base: float | None  # KL(ckpt || base), from the checkpoint's samples
+    n_samples: int
+    suites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Everything a renderer needs; pure data, serialisable with to_dict()."""
 
@@ -195,6 +264,14 @@ class Comparison:
     summaries: tuple[CheckpointSummary, ...]
     forgotten: tuple[ForgottenItem, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    # Added later, all with defaults so older results.json files stay readable.
+    pairs: tuple[PairDiff, ...] = ()  # method against method
+    ordering: dict[str, Any] = field(default_factory=dict)  # the paper's drop ordering: confirms / refutes / ...
+    power: tuple[SuitePower, ...] = ()
+    matched_gain: tuple[MatchedGain, ...] = ()
+    noise: tuple[NoiseFloor, ...] = ()
+    kl: tuple[KLPoint, ...] = ()
+    kl_spearman: float | None = None  # rank correlation of drop with KL(base || ckpt) across checkpoints
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION} | asdict(self)
