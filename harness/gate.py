@@ -217,6 +217,7 @@ def decide(
         notes = [*notes, "every selected suite is a target suite: no overall drop to gate"]
     # A threshold below what this n can detect passes forgetting it cannot see: say so, and what n would do.
     thresholds = {k.suite: k.threshold for k in checks}
+    non = list(nt.get("suites", ())) if nt else []
     warnings += underpowered(comp.power, thresholds, (non, cfg.max_drop) if non else None, cfg.alpha)
     unknown = sorted(set(cfg.per_suite) - set(comp.suites))
     if unknown:

@@ -88,8 +88,10 @@ def noise_floor(
 class _LogprobCache:
     """log p(text | prompt) of one model under one engine, on disk as one JSON object (atomic rewrite)."""
 
-    def __init__(self, root: Path, fp: str, ident: str) -> None:
-        self.path = root / "logprobs" / f"{fp}@{ident.replace('/', '_')}.json"
+    def __init__(self, root: Path | str, fp: str, ident: str) -> None:
+        if isinstance(root, str) and "://" in root:  # log-probs are a local cache; a URL store keeps only records
+            raise ValueError(f"--kl needs a local --runs-dir for its log-prob cache, not {root}")
+        self.path = Path(root) / "logprobs" / f"{fp}@{ident.replace('/', '_')}.json"
         self.data: dict[str, float] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     @staticmethod

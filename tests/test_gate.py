@@ -384,7 +384,20 @@ def test_gate_and_compare_share_one_comparison(ws: Path, trained_on: str) -> Non
     (ws / "checkpoints.yaml").write_text(REGISTRY.replace("[countdown]", trained_on))
     res = gate(limit=20)
     assert res.exit_code in (0, 1), res.output
-    cmd = ["compare", "base", "sft", "--engine", "fake", "--suites", SUITES, "--limit", "20", "--n-boot", "200"]
+    cmd = [
+        "compare",
+        "base",
+        "sft",
+        "--engine",
+        "fake",
+        "--suites",
+        SUITES,
+        "--limit",
+        "20",
+        "--n-boot",
+        "200",
+        "--no-noise-floor",
+    ]
     from harness.cli import app as main_app
 
     assert runner.invoke(main_app, [*cmd, "--out", "c"]).exit_code == 0

@@ -161,15 +161,15 @@ def test_suite_power_estimates_discordance_or_says_it_assumed() -> None:
 
 def test_gate_says_underpowered_and_suggests_n() -> None:
     comp = compare(planted(n=200), "base", [("grpo", "grpo", ("T",))])
-    res = planted(n=200)
-    dec = decide(comp, {k: res[k] for k in ("base", "grpo")}, GateConfig(max_drop=0.5, max_suite_drop=1.0))
+
+    dec = decide(comp, GateConfig(max_drop=0.5, max_suite_drop=1.0))
     lines = [w for w in dec.warnings if w.startswith("underpowered")]
     assert any(w.startswith("underpowered: A: max drop 1 pp") and "would suffice" in w for w in lines)
     assert any(w.startswith("underpowered: overall: max drop 0.5 pp") for w in lines)
     need = int(next(w for w in lines if w.startswith("underpowered: A")).split("about n=")[1].split()[0])
     a = next(p for p in comp.power if p.suite == "A")
     assert stats.mcnemar_mdd(need, a.spread, 0.8) <= 0.01 < stats.mcnemar_mdd(need - 5, a.spread, 0.8)
-    loose = decide(comp, {k: res[k] for k in ("base", "grpo")}, GateConfig(max_drop=30, max_suite_drop=30))
+    loose = decide(comp, GateConfig(max_drop=30, max_suite_drop=30))
     assert not [w for w in loose.warnings if w.startswith("underpowered")]
 
 
