@@ -84,17 +84,7 @@ def overall_p_value(pairs: Sequence[tuple[np.ndarray, np.ndarray]], seed: int = 
     """
     if len(pairs) == 1:
         return paired_p_value(pairs[0][0], pairs[0][1], seed, n_perm)
-    x = np.concatenate([(c - b) / (len(pairs) * b.size) for b, c in pairs])
-    x = x[x != 0]  # unchanged items contribute nothing under any sign
-    if x.size == 0:
-        return 1.0
-    obs = abs(x.sum()) - 1e-12
-    rng = np.random.default_rng(seed)
-    hits = 0
-    for k in range(0, n_perm, 500):  # chunks bound memory for large suites
-        signs = rng.choice((-1.0, 1.0), size=(min(500, n_perm - k), x.size))
-        hits += int(np.sum(np.abs(signs @ x) >= obs))
-    return (hits + 1) / (n_perm + 1)
+    return stats.suite_mean_p_value([c - b for b, c in pairs], seed, n_perm)
 
 
 def suite_set_drop(
