@@ -154,10 +154,14 @@ def compare(
             from harness.distributed import run_plan
 
             reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites, lineage)
-            run_plan(reg, ckpts, suite_objs, cfg, ray_address, gpus_per_task=ray_gpus_per_task, console=err_console)
-            cached_only = True
+            run_plan(
+                reg, ckpts, suite_objs, cfg, ray_address, ray_gpus_per_task, console=err_console, noise=noise_floor
+            )
+            cached_only = True  # KL's samples and log-probs are drawn on the driver (probes stay uncached-only)
         probe_opts = {"noise_floor": noise_floor, "kl": kl}
-        _compare_and_write(registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage, probe_opts)
+        _compare_and_write(
+            registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage, probe_opts, bool(ray_address)
+        )
     except _known_errors() as e:
         raise _fail(str(e)) from None
 
@@ -172,6 +176,7 @@ def _compare_and_write(
     cached_only: bool,
     lineage: tuple[str | None, str | None] = (None, None),
     probe_opts: dict | None = None,
+    probes_may_evaluate: bool = False,
 ) -> None:
     """The shared pipeline (harness/pipeline.py); the table is printed before the outputs land as one unit."""
     from harness import pipeline
@@ -188,6 +193,7 @@ def _compare_and_write(
         console=err_console,
         lineage=lineage,
         probe_opts=probe_opts,
+        probes_cached_only=cached_only and not probes_may_evaluate,
         finish=lambda run: print_comparison(out_console, run.comparison),
     )
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)

@@ -1,7 +1,8 @@
 """Run a compare's evaluation plan as Ray tasks on a cluster; the records land in one shared store.
 
-The plan is checkpoint x suite x decoding minus what the store already holds. Each checkpoint that lacks
-records becomes one task (all its suites together, so its weights load once), run by `evaluate` on a
+The plan is checkpoint x suite x decoding minus what the store already holds, the base's noise-floor run
+included (`noise`: the second decoding of probes.noise_plan). Each checkpoint that lacks records becomes
+one task (all its suites and decodings together, so its weights load once), run by `evaluate` on a
 worker with one engine and the resources it asks for (`gpus_per_task`). Every batch is committed to the
 store as it finishes, so a worker killed mid-task loses only its batch in flight: Ray retries the task
 (`max_retries`) and the retry evaluates only what is still missing. The driver then compares from the
@@ -40,19 +41,34 @@ class DistributedError(EngineError):
     """The cluster could not be reached, or its tasks failed (one line). An EngineError: the CLI shows it so."""
 
 
-def plan(registry: Registry, checkpoints: list[Checkpoint], suites: list[Suite], cfg: EvalConfig) -> list[Checkpoint]:
-    """The checkpoints (one per fingerprint) whose records the store lacks for some suite: one task each."""
+Job = tuple[list[Suite], EvalConfig]  # one evaluate() call: these suites under this config
+
+
+def plan(
+    registry: Registry, checkpoints: list[Checkpoint], suites: list[Suite], cfg: EvalConfig, noise: bool = False
+) -> list[tuple[Checkpoint, list[Job]]]:
+    """The checkpoints (one per fingerprint) whose records the store lacks, each with the jobs it lacks:
+    one task each. With `noise`, the base (first checkpoint) also owes its noise-floor decodings."""
+    from harness.probes import noise_plan
+
     quiet = Console(file=io.StringIO())
     todo, seen = [], set()
-    for ckpt in checkpoints:
+    for k, ckpt in enumerate(checkpoints):
         fp = fingerprint(ckpt)
-        if fp in seen:
+        if fp in seen:  # the same weights under another id: its records are the other's
             continue
         seen.add(fp)
-        try:
-            evaluate(registry, [ckpt], suites, cfg, console=quiet, cached_only=True)
-        except MissingRecordsError:
-            todo.append(ckpt)
+        jobs: list[Job] = [(list(suites), cfg)]
+        if noise and k == 0:
+            jobs += [(twins, run_cfg) for twins, run_cfg, _change in noise_plan(suites, cfg)]
+        missing = []
+        for job_suites, job_cfg in jobs:
+            try:
+                evaluate(registry, [ckpt], job_suites, job_cfg, console=quiet, cached_only=True)
+            except MissingRecordsError:
+                missing.append((job_suites, job_cfg))
+        if missing:
+            todo.append((ckpt, missing))
     return todo
 
 
@@ -63,13 +79,14 @@ def _absolute(ckpt: Checkpoint) -> Checkpoint:
     return replace(ckpt, path=str(Path(ckpt.path).resolve()))
 
 
-def _evaluate_task(registry: Registry, ckpt: Checkpoint, suites: list[Suite], cfg: EvalConfig, ident: str) -> dict:
-    """On a worker: evaluate one checkpoint on every suite into the shared store (only what is missing)."""
-    here = engine_ident(cfg.engine, cfg.dtype)
+def _evaluate_task(registry: Registry, ckpt: Checkpoint, jobs: list[Job], ident: str) -> dict:
+    """On a worker: evaluate one checkpoint's jobs into the shared store (only what is missing)."""
+    here = engine_ident(jobs[0][1].engine, jobs[0][1].dtype)
     if here != ident:  # records would land under a key the driver never reads
         raise DistributedError(f"worker {socket.gethostname()} has engine {here}, the driver plans {ident}")
     t0 = time.perf_counter()
-    evaluate(registry, [ckpt], suites, cfg, console=Console(file=io.StringIO()))
+    for suites, cfg in jobs:
+        evaluate(registry, [ckpt], suites, cfg, console=Console(file=io.StringIO()))
     return {"checkpoint": ckpt.id, "host": socket.gethostname(), "pid": os.getpid(), "s": time.perf_counter() - t0}
 
 
@@ -82,8 +99,10 @@ def run_plan(
     gpus_per_task: float | None = None,
     max_retries: int = 3,
     console: Console | None = None,
+    noise: bool = False,
 ) -> list[dict[str, Any]]:
-    """Evaluate what the store lacks as Ray tasks at `address` (auto | local | ray://host:port | host:port).
+    """Evaluate what the store lacks as Ray tasks at `address` (auto | local | ray://host:port | host:port);
+    with `noise`, the base's noise-floor run as well.
 
     Returns one report per task (checkpoint, host, pid, seconds), in the order they finished.
     """
@@ -99,7 +118,7 @@ def run_plan(
 
     if not is_url(cfg.runs_dir):
         cfg = replace(cfg, runs_dir=str(Path(cfg.runs_dir).resolve()))
-    todo = plan(registry, checkpoints, suites, cfg)
+    todo = plan(registry, checkpoints, suites, cfg, noise)
     if not todo:
         console.print("ray: every record is already in the store", highlight=False)
         return []
@@ -119,8 +138,8 @@ def run_plan(
         task = ray.remote(_evaluate_task).options(
             num_cpus=1, num_gpus=gpus, max_retries=max_retries, retry_exceptions=False
         )
-        reg_ref, suites_ref, cfg_ref = ray.put(registry), ray.put(suites), ray.put(cfg)
-        pending = {task.remote(reg_ref, _absolute(c), suites_ref, cfg_ref, ident): c for c in todo}
+        reg_ref = ray.put(registry)
+        pending = {task.remote(reg_ref, _absolute(c), jobs, ident): c for c, jobs in todo}
         console.print(f"ray: {len(pending)} task(s), {gpus} GPU(s) each, at {address}", highlight=False)
         reports = []
         while pending:

@@ -165,9 +165,10 @@ def build(
     console: Console | None = None,
     extra_config: dict[str, Any] | None = None,
     probe_opts: dict[str, bool] | None = None,
+    probes_cached_only: bool | None = None,
 ) -> Run:
     """Evaluate what the store lacks (or refuse, cached_only), run the probes (noise floor, KL; cached like
-    evaluations), compare every candidate with the base."""
+    evaluations; `probes_cached_only` defaults to cached_only), compare every candidate with the base."""
     from harness.compare import compare
     from harness.evaluate import evaluate
     from harness.probes import run_probes
@@ -175,7 +176,14 @@ def build(
     results = evaluate(registry, ckpts, suites, cfg, console=console, cached_only=cached_only)
     probe_opts = probe_opts or {"noise_floor": False, "kl": False}
     extra = run_probes(
-        registry, list(ckpts), list(suites), cfg, console, probe_opts["noise_floor"], probe_opts["kl"], cached_only
+        registry,
+        list(ckpts),
+        list(suites),
+        cfg,
+        console,
+        probe_opts["noise_floor"],
+        probe_opts["kl"],
+        cached_only if probes_cached_only is None else probes_cached_only,
     )
     base = ckpts[0]
     comp = compare(
@@ -274,6 +282,7 @@ def run(
     finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
     lineage: tuple[str | None, str | None] = (None, None),
     probe_opts: dict[str, bool] | None = None,
+    probes_cached_only: bool | None = None,
 ) -> tuple[Run, Path]:
     """The whole pipeline of compare, report and gate: check flags and paths, resolve (`check` may refuse
     more, e.g. the gate's identical weights), evaluate or cached-only, compare, then `finish(run)` (print a
@@ -284,7 +293,20 @@ def run(
         check(registry, ckpts, suites)
     out = out or default_out(ckpts, suites, cfg)
     check_paths(out, cfg.runs_dir)
-    result = build(registry, ckpts, suites, cfg, specs, n_boot, n_perm, cached_only, console, extra_config, probe_opts)
+    result = build(
+        registry,
+        ckpts,
+        suites,
+        cfg,
+        specs,
+        n_boot,
+        n_perm,
+        cached_only,
+        console,
+        extra_config,
+        probe_opts,
+        probes_cached_only,
+    )
     extra = finish(result) if finish is not None else None
     try:
         write_run(result, out, extra)

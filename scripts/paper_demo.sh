@@ -4,7 +4,7 @@
 # signal) with four methods, then measure each one's target gain and non-target drop with paired CIs.
 #
 #   STUDY=demo bash scripts/paper_demo.sh   # README command 1's part: SFT (2 points) + GRPO, a smaller eval
-#   bash scripts/paper_demo.sh              # the full study: + Self-SFT, Iterative-SFT (NOISE=1: noise floor)
+#   bash scripts/paper_demo.sh              # the full study: + Self-SFT, Iterative-SFT, more items, noise floor
 #
 # Checkpoints go to reports/paper-demo/train/ (never committed) and are registered in
 # reports/paper-demo/checkpoints.yaml. A checkpoint already trained there is reused (training is seeded and
@@ -83,15 +83,15 @@ train_s=$((SECONDS - start))
 SUITES=addsub,capitals,mmlu,arc_challenge,winogrande,ifeval_rlvr,overrefusal
 if [ "$STUDY" = full ]; then
   CKPTS=(smollm2-135m demo-sft-step10 demo-sft demo-self-sft demo-iter-sft demo-grpo)
-  # The same items as the demo (its records are reused); NOISE=1 adds the noise floor (the base re-scored at
-  # another batch size: about 5 more minutes). More items (e.g. --limit 300) narrow the drop CIs.
-  EVAL=(--out "$OUT/compare")
-  [ -n "${NOISE:-}" ] || EVAL+=(--no-noise-floor)
+  # More non-target items than the demo (whose records, the first N of each suite, are reused), enough for a
+  # drop CI half-width <= 2.5 points per checkpoint: every item of capitals and overrefusal, 500 of each
+  # choice suite; plus the noise floor (the base re-scored at another batch size; NOISE=0 skips it).
+  EVAL=(--out "$OUT/compare" --limit 500 --suite-limit addsub=200,capitals=250,mmlu=200,ifeval_rlvr=150,overrefusal=120)
+  [ "${NOISE:-1}" != 0 ] || EVAL+=(--no-noise-floor)
 else
   CKPTS=(smollm2-135m demo-sft demo-grpo)
-  EVAL=(--out reports/demo --no-noise-floor)
+  EVAL=(--out reports/demo --no-noise-floor --limit 200 --suite-limit capitals=100,mmlu=60,ifeval_rlvr=60,overrefusal=60)
 fi
-EVAL+=(--limit 200 --suite-limit capitals=100,mmlu=60,ifeval_rlvr=60,overrefusal=60)
 start=$SECONDS
 "$FB" compare "${CKPTS[@]}" --registry "$REG" --suites "$SUITES" --max-new-tokens 96 "${EVAL[@]}"
 echo "paper demo ($STUDY): trained in ${train_s} s, evaluated in $((SECONDS - start)) s"

@@ -8,6 +8,7 @@ killing the process groups they started. Run them with: pytest -m ray tests/test
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -41,9 +43,16 @@ def test_plan_holds_only_checkpoints_that_lack_records(tmp_path: Path) -> None:
         reg.resolve(str(write_fake(tmp_path / f"{n}.fake.json", {"arithmetic": 0.5}, 4, extra={n: n}))) for n in "ab"
     )
     suites, cfg = [get_suite("arithmetic")], EvalConfig(engine="fake", limit=4, runs_dir=tmp_path / "runs")
-    assert [c.id for c in plan(reg, [a, b], suites, cfg)] == ["a", "b"]
+    assert [c.id for c, _jobs in plan(reg, [a, b], suites, cfg)] == ["a", "b"]
     evaluate(reg, [a], suites, cfg)
-    assert [c.id for c in plan(reg, [a, b, a], suites, cfg)] == ["b"]
+    assert [c.id for c, _jobs in plan(reg, [a, b, a], suites, cfg)] == ["b"]
+    # the base's noise-floor decoding is a job of its own: owed until it is in the store
+    (ckpt, jobs), _b = plan(reg, [a, b], suites, cfg, noise=True)
+    assert ckpt.id == "a" and len(jobs) == 1 and jobs[0][1].batch_size == cfg.batch_size // 2
+    from harness.probes import noise_floor
+
+    noise_floor(reg, a, suites, cfg, Console(file=io.StringIO()))
+    assert [c.id for c, _jobs in plan(reg, [a, b], suites, cfg, noise=True)] == ["b"]
 
 
 def test_ray_flag_without_ray_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,7 +203,7 @@ def test_fake_engine_across_the_cluster_equals_one_process(cluster: str, tmp_pat
     err = _finish(_compare(tmp_path, ckpts, "cluster", "out-ray", [*args, "--ray", cluster]))
     assert "ray: 2 task(s)" in err and err.count("evaluated on") == 2
     assert _results(tmp_path / "out-ray") == _results(tmp_path / "out-one")
-    assert _rows(tmp_path / "cluster") == 2 * 2 * 8
+    assert _rows(tmp_path / "cluster") == 2 * 2 * 8 + 2 * 8  # + the base's noise-floor decoding
 
 
 @pytest.mark.ray
@@ -212,7 +221,7 @@ def test_a_worker_killed_mid_task_is_retried_to_the_same_results(cluster: str, t
     _finish(p)
     after = {int(q.name.split("-")[2]) for q in (tmp_path / "cluster").rglob("part-*.parquet")}
     assert victim in after and len(after) >= 2, "a retry on another worker process finished the task"
-    assert _rows(tmp_path / "cluster") == 16  # the retry redid only what was missing
+    assert _rows(tmp_path / "cluster") == 16 + 16  # + the noise floor; the retry redid only what was missing
     assert _results(tmp_path / "out-ray") == _results(tmp_path / "out-one")
 
 
@@ -239,4 +248,4 @@ def test_hf_engine_on_the_tiny_model_across_the_cluster_equals_one_process(
     assert res.exit_code == 0, res.output
     _finish(ray_run)
     assert _results(tmp_path / "out-ray") == _results(tmp_path / "out-one")
-    assert _rows(tmp_path / "cluster") == 2 * 3
+    assert _rows(tmp_path / "cluster") == 2 * 3 + 3
