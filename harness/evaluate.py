@@ -12,6 +12,7 @@ A second run finds everything in the store and never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from contextlib import ExitStack
@@ -30,7 +31,7 @@ from rich.progress import (
 
 from harness.engines import Engine, engine_ident, make_engine
 from harness.registry import Checkpoint, Registry
-from harness.store import Store
+from harness.store import Store, StoreError
 from harness.suites import Suite, load_items
 from harness.types import Completion, Decoding, Item, Record, SuiteResult, stable_hash
 from harness.weights import fingerprint, materialise
@@ -237,6 +238,21 @@ def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: 
     )
 
 
+def _scores(t: _Task, store: Store, ident: str, completions: list[str]) -> list[float]:
+    """The suite's scores of these completions, through the store's score cache (keyed by the scorer's
+    version and each completion's hash): a cached comparison never imports a checker or runs a judge."""
+    key = (t.fp, t.suite.name, t.suite.data_version, t.decoding.key(), ident)
+    cache = store.load_scores(key, t.suite.scorer_version)
+    hashes = [stable_hash(c) for c in completions]
+    todo = [k for k, (it, h) in enumerate(zip(t.items, hashes, strict=True)) if cache.get(it.id, ("",))[0] != h]
+    if todo:
+        fresh = t.suite.score_many([t.items[k] for k in todo], [completions[k] for k in todo], store)
+        cache |= {t.items[k].id: (hashes[k], float(v)) for k, v in zip(todo, fresh, strict=True)}
+        with contextlib.suppress(StoreError):  # a read-only store still compares; it just rescores next time
+            store.save_scores(key, t.suite.scorer_version, cache)
+    return [cache[it.id][1] for it in t.items]
+
+
 def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
     recs = store.load(t.fp, t.suite.name, t.suite.data_version, t.decoding.key(), ident) if t.missing() else t.cached
     rows = [recs[it.id] for it in t.items]
@@ -252,6 +268,6 @@ def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
         engine=ident,
         item_ids=tuple(it.id for it in t.items),
         prompt_hashes=tuple(r.prompt_hash for r in rows),
-        scores=tuple(t.suite.score_many(t.items, completions, store)),
+        scores=tuple(_scores(t, store, ident, completions)),
         completions=tuple(completions),
     )

@@ -129,6 +129,9 @@ def protocol_of(data: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str
         "decoding": {s: decoding.get(s, "?") for s in suites},
         "limit": config.get("eval", {}).get("limit"),
     }
+    limits = {s: n for s, n in (config.get("eval", {}).get("limits") or {}).items() if s in suites}
+    if limits:  # --suite-limit: another item set for those suites (absent otherwise: older keys stay as they were)
+        info["limits"] = dict(sorted(limits.items()))
     system = config.get("lineage", {}).get(data.get("base"), {}).get("system_prompt")
     if system is not None:  # our system turn is part of every prompt of the run (compare refuses a mismatch)
         info["system_prompt"] = system

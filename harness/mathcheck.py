@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ from harness.scoring import MAX_SCAN, last_boxed
 _log = logging.getLogger(__name__)
 
 MODES = ("math-verify", "minerva")
-MODE_ENV = "FORGETBENCH_MATH_SCORER"  # selects the mode of every math suite (unless one is given a mode)
 MAX_ANSWER = 1000  # characters of an extracted answer
 MAX_NODES = 200  # sympy nodes of a parsed answer given to math-verify
 MAX_BITS = 1 << 17  # upper bound on log2 |value| of any number math-verify may build (~40k digits)
@@ -296,14 +294,6 @@ def verify_equal(pred: str, gold: str, deadline_s: float | None = None) -> bool 
 def _verify_cached(pred: str, gold: str, deadline_s: float) -> bool | None:
     result = _worker.call([pred, gold], deadline_s)
     return None if result is TIMEOUT else bool(result)
-
-
-def mode_from_env(mode: str | None = None) -> str:
-    """`mode` if given, else $FORGETBENCH_MATH_SCORER, else "math-verify"; ValueError for an unknown one."""
-    mode = mode or os.environ.get(MODE_ENV) or "math-verify"
-    if mode not in MODES:
-        raise ValueError(f"{MODE_ENV}={mode!r}: unknown math scoring mode; choose one of {', '.join(MODES)}")
-    return mode
 
 
 def mode_version(mode: str) -> str:

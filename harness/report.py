@@ -19,7 +19,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
@@ -375,8 +376,9 @@ def write_json(comp: Comparison, path: Path, config: Mapping[str, Any] | None = 
     return _atomic_write(path, json.dumps(obj, indent=1, sort_keys=True, default=str).encode())
 
 
-def results_frame(comp: Comparison) -> pd.DataFrame:
-    """One row per (checkpoint, suite): scores, delta and CI, q, flips; the base has its scores only."""
+def results_frame(comp: Comparison) -> pa.Table:
+    """One row per (checkpoint, suite): scores, delta and CI, q, flips; the base has its scores only (the
+    other columns null). An Arrow table: the store reads Arrow already, and pandas costs 0.3 s to import."""
     rows: list[dict[str, Any]] = []
     for suite in comp.suites:
         rows.append(
@@ -412,15 +414,17 @@ def results_frame(comp: Comparison) -> pd.DataFrame:
                     "drop": s.drop,
                 }
             )
-    df = pd.DataFrame(rows)
-    df["suite_version"] = df["suite"].map(comp.meta.get("suite_versions", {}))
-    df["schema"] = SCHEMA_VERSION
-    return df
+    versions = comp.meta.get("suite_versions", {})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    table = {c: [r.get(c) for r in rows] for c in columns}
+    table["suite_version"] = [versions.get(r["suite"]) for r in rows]
+    table["schema"] = [SCHEMA_VERSION] * len(rows)
+    return pa.table(table)
 
 
 def write_parquet(comp: Comparison, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    results_frame(comp).to_parquet(tmp, index=False)
+    pq.write_table(results_frame(comp), tmp)
     os.replace(tmp, path)
     return path

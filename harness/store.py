@@ -197,6 +197,27 @@ class Store:
             self._write(last, sink.getvalue().to_pybytes())
         return last
 
+    # -- scores: a cache beside the records, keyed by the scorer's version ------------------------------
+    def _scores_path(self, key: Key, scorer_version: str) -> Path | str:
+        d = self.key_dir(*key)
+        name = f"scores@{_safe(scorer_version)}.json"
+        return d / name if isinstance(d, Path) else f"{d}/{name}"
+
+    def load_scores(self, key: Key, scorer_version: str) -> dict[str, tuple[str, float]]:
+        """item id -> (hash of the completion scored, score) under this scorer version; {} if none or unreadable
+        (a cache: whatever is missing or garbled is scored again, never trusted)."""
+        data = self._read(self._scores_path(key, scorer_version))
+        try:
+            raw = json.loads(data) if data else {}
+            return {k: (str(v[0]), float(v[1])) for k, v in raw.items()}
+        except (ValueError, TypeError, IndexError, AttributeError):
+            return {}
+
+    def save_scores(self, key: Key, scorer_version: str, scores: dict[str, tuple[str, float]]) -> None:
+        """Rewrite the score cache whole (atomic; a concurrent writer's entries may be lost: they are rescored)."""
+        body = json.dumps({k: [h, v] for k, (h, v) in sorted(scores.items())}, separators=(",", ":"))
+        self._write(self._scores_path(key, scorer_version), body.encode())
+
     # -- claims: one evaluator per group at a time ------------------------------------------------------
     @contextlib.contextmanager
     def claim(self, keys: Iterable[Key], on_wait: Callable[[str], None] | None = None) -> Iterator[None]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,14 +107,25 @@ def engine_row(engine: str, model: str, name: str, per_suite: int) -> dict:
     if engine == "hf-static":
         engine, kwargs["batching"] = "hf", "static"
     e = make_engine(engine, **kwargs)
-    e.load(model_dir(model))
+    t = time.perf_counter()
+    e.load(src := model_dir(model))
+    extra = {"start_s": round(time.perf_counter() - t, 1)}
+    if engine == "vllm":  # another checkpoint of the same architecture: switched in place, not restarted
+        other = Path(tempfile.mkdtemp(prefix="fb-bench-switch-")) / "copy"
+        shutil.copytree(src, other)
+        t = time.perf_counter()
+        e.load(other)
+        extra |= {"switch_s": round(time.perf_counter() - t, 1), "restarted": e.starts > 1}
     prompts = [e.render(m) for m in msgs]
     e.generate(prompts[:2], Decoding(max_new_tokens=4))  # warm-up (kernels, allocator)
     t = time.perf_counter()
     tokens = sum(c.n_tokens for dec, ps in _by_decoding(prompts, decs).items() for c in e.generate(ps, dec))
     dt = time.perf_counter() - t
     e.close()
-    return {"engine": e.ident, "workload": name, "prompts": len(prompts), "tokens": tokens, "seconds": round(dt, 1)}
+    if engine == "vllm":
+        shutil.rmtree(other.parent, ignore_errors=True)
+    row = {"engine": e.ident, "workload": name, "prompts": len(prompts), "tokens": tokens, "seconds": round(dt, 1)}
+    return row | extra
 
 
 def lmeval_row(model: str, name: str, per_suite: int) -> dict:
@@ -190,8 +202,9 @@ def _print_table(table: dict[str, dict[str, dict]]) -> None:
         vs = "/".join(
             f"{rows[w]['tok_s'] / ref[w]['tok_s']:.2f}" if w in rows and w in ref else "-" for w in ("short", "mixed")
         )
-        ident = next(iter(rows.values()))["engine"]
-        print(f"{ident:<28} {s or '-':>11} {m or '-':>11} {ratio:>11} {vs:>14}")
+        first = next(iter(rows.values()))
+        switch = f"  start {first['start_s']} s, switch {first['switch_s']} s" if "switch_s" in first else ""
+        print(f"{first['engine']:<28} {s or '-':>11} {m or '-':>11} {ratio:>11} {vs:>14}{switch}")
 
 
 def bench_compare(a: argparse.Namespace) -> dict:

@@ -19,7 +19,9 @@ import itertools
 import random
 from fractions import Fraction
 from functools import cache
+from pathlib import Path
 
+from harness.data import generated
 from harness.scoring import countdown_correct, countdown_value
 from harness.suites import Option, Suite
 from harness.types import Decoding, Item
@@ -106,7 +108,7 @@ class Countdown(Suite):
     decoding = Decoding(max_new_tokens=512)
 
     def load(self, split: str = "eval") -> list[Item]:
-        return list(_generate(split))
+        return list(generated(f"countdown-{split}", Path(__file__), "", lambda: _generate(split)))
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         d = item.data

@@ -26,8 +26,10 @@ import json
 import os
 import random
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+from harness.data import generated
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
 from suites.ifeval import CHECKER_VERSION, PUNKT, check, registry
@@ -246,8 +248,9 @@ def _items_from_rows(rows: list[dict[str, Any]], prefix: str) -> tuple[Item, ...
 
 @cache
 def _items(split: str, source: str) -> tuple[Item, ...]:
-    if source == "generated":
-        return _items_from_rows(generate(split), f"rlvr-{split}")
+    if source == "generated":  # cached on disk: generating needs the checker (if-verifiable: 1 s to import)
+        rows = lambda: _items_from_rows(generate(split), f"rlvr-{split}")  # noqa: E731
+        return generated(f"ifeval_rlvr-{split}", Path(__file__), CHECKER_VERSION, rows)
     rows = hub_rows("ifeval_rlvr", ENV, "allenai/RLVR-IFeval", use_local=source != "hub")
     rows.sort(key=lambda r: hashlib.sha256(json.dumps(r.get("messages"), default=str).encode()).hexdigest())
     chosen = rows[:HUB_EVAL] if split == "eval" else rows[HUB_EVAL:]

@@ -239,3 +239,22 @@ def test_site_in_headless_chromium(site: Path, tmp_path: Path) -> None:
         dom = dump_dom((site / rel).as_uri(), tmp_path)
         assert_inert(dom)
         assert "pwned" in html.unescape(dom)  # the text is there, for the reader, but did nothing
+
+
+def test_suite_limits_are_part_of_the_protocol(tmp_path: Path) -> None:
+    from harness.leaderboard import protocol_of
+
+    data = {"suites": ["arithmetic", "countdown"], "meta": {"suite_versions": {}, "decoding": {}}, "base": "b"}
+    plain = protocol_of(data, {"eval": {"limit": 30}})
+    same = protocol_of(data, {"eval": {"limit": 30, "limits": {}}})
+    other = protocol_of(data, {"eval": {"limit": 30, "limits": {"countdown": 5, "mmlu": 9}}})
+    assert plain == same and "limits" not in plain[1]  # runs without --suite-limit keep their old key
+    assert other[0] != plain[0] and other[1]["limits"] == {"countdown": 5}  # only the run's own suites count
+    root = tmp_path / "runs"
+    run = write_run(root / "x", ["sft"])
+    config = json.loads((run / "config.json").read_text())
+    config["eval"]["limits"] = {"countdown": 5}
+    (run / "config.json").write_text(json.dumps(config))
+    res = CliRunner().invoke(app, ["leaderboard", str(root), "--out", str(tmp_path / "site")])
+    assert res.exit_code == 0, res.output
+    assert "countdown: first 5" in (tmp_path / "site" / "index.html").read_text()

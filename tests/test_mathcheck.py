@@ -22,7 +22,6 @@ from harness.mathcheck import (
     last_boxed,
     minerva_equal,
     minerva_normalise,
-    mode_from_env,
     paper_extract,
 )
 
@@ -120,14 +119,7 @@ def test_answers_match_both_modes(completion: str, gold: str, verify: bool, mine
     assert minerva_equal(completion, gold) is minerva
 
 
-def test_mode_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(mathcheck.MODE_ENV, raising=False)
-    assert mode_from_env() == "math-verify" and mode_from_env("minerva") == "minerva"
-    monkeypatch.setenv(mathcheck.MODE_ENV, "minerva")
-    assert mode_from_env() == "minerva"
-    monkeypatch.setenv(mathcheck.MODE_ENV, "sympy")
-    with pytest.raises(ValueError, match="unknown math scoring mode"):
-        mode_from_env()
+def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError):
         answers_match("\\boxed{1}", "1", "exact")
 

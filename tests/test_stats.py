@@ -225,3 +225,27 @@ def test_noise_floor_band_in_comparison_and_frontier() -> None:
     assert (rect["x0"], rect["x1"], rect["y0"], rect["y1"]) == (lo, hi, -hi, -lo)
     with pytest.raises(ValueError, match="different items or prompts"):
         compare(res, "base", CANDS, noise={"A": (sr("base", "A", r[:10], n=100), "x")})
+
+
+def test_spearman_equals_scipy_with_ties() -> None:
+    from scipy.stats import spearmanr
+
+    from harness.stats import spearman
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n = int(rng.integers(3, 20))
+        x, y = rng.integers(0, 5, n).tolist(), rng.normal(size=n).round(1).tolist()
+        if len(set(x)) < 2 or len(set(y)) < 2:
+            assert spearman(x, y) is None
+            continue
+        assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_power_quantiles_equal_scipy_norm() -> None:
+    from scipy.stats import norm
+
+    from harness.stats import _z
+
+    for alpha, power in ((0.05, 0.8), (0.01, 0.9), (0.1, 0.5)):
+        assert _z(alpha, power) == pytest.approx((norm.ppf(1 - alpha / 2), norm.ppf(power)), abs=1e-9)

@@ -327,3 +327,12 @@ def test_gated_loader_rejects_a_bad_label(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("FORGETBENCH_WILDJAILBREAK", str(path))
     with pytest.raises(SuiteError, match="row 0"):
         get_suite("wildjailbreak").load()
+
+
+def test_ifeval_unknown_instruction_is_refused_when_scored() -> None:
+    from harness.suites import SuiteError
+    from suites.ifeval import evaluate
+
+    with pytest.raises(SuiteError, match="unknown instruction"):
+        evaluate("Say hi.", ["no_such:instruction"], [{}], "hi")
+    assert evaluate("Say hi.", ["punctuation:no_comma"], [{}], "hi there")["prompt_strict"] == 1.0

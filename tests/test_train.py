@@ -246,6 +246,11 @@ def test_cli_trains_and_registers(registry: Path, tmp_path: Path) -> None:
     assert Registry.load(registry).by_id["cd"].method == "sft"
     res = _cli("sft", *common, "--batch-size", "4", "--max-steps", "1", "--out", str(tmp_path / "p"), "--no-register")
     assert res.exit_code == 0 and "method: sft" in res.stdout and "step: 1" in res.stdout
+    # a suite given with options trains on that suite: trained_on names it, so compare finds the target
+    opt = [*common[2:], "--suite", "countdown:lenient", "--batch-size", "4", "--max-steps", "1"]
+    res = _cli("sft", *opt, "--out", str(tmp_path / "q"), "--name", "cd-lenient")
+    assert res.exit_code == 0, res.output
+    assert Registry.load(registry).by_id["cd-lenient"].trained_on == ("countdown",)
 
 
 @pytest.mark.parametrize(

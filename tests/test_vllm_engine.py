@@ -194,10 +194,29 @@ def test_update_weights_serves_the_new_weights(hf, vl, model_dir: Path, other_di
     assert vl.llm is llm
     assert vl.generate(prompts, GREEDY) == before
 
-    # load() of another directory starts a new LLM on it.
+    # load() of another checkpoint of the same architecture and tokenizer switches it in place: the same LLM,
+    # serving exactly what a fresh engine on it serves.
+    starts, switches = vl.starts, vl.switches
     vl.load(other_dir)
-    assert vl.llm is not llm and vl.model_dir == other_dir
+    assert vl.llm is llm and vl.model_dir == other_dir and (vl.starts, vl.switches) == (starts, switches + 1)
     assert vl.generate(prompts, GREEDY) == after
+    assert vl.logprobs(prompts, CONTS) == pytest.approx(hf_new.logprobs(prompts, CONTS), abs=1e-3)
+    vl.load(model_dir)  # and back
+    assert vl.llm is llm and vl.generate(prompts, GREEDY) == before
+
+
+def test_another_architecture_starts_a_new_engine(vl, model_dir: Path, tmp_path: Path) -> None:
+    from tests.tiny import build_tiny_model
+
+    deeper = _perturbed(build_tiny_model(tmp_path / "src", seed=3, layers=3), tmp_path / "deeper", seed=4, scale=0.1)
+    hf_deep = make_engine("hf", batch_size=4)
+    hf_deep.load(deeper)
+    llm, starts = vl.llm, vl.starts
+    vl.load(deeper)
+    assert vl.llm is not llm and vl.starts == starts + 1
+    prompts = [vl.render(m) for m in MSGS]
+    assert vl.generate(prompts, GREEDY) == hf_deep.generate(prompts, GREEDY)
+    vl.load(model_dir)  # the module's engine serves its model again for the tests after this one
 
 
 @pytest.mark.slow

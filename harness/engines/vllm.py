@@ -93,6 +93,9 @@ class VLLMEngine(Engine):
         self._updated = False  # the served weights no longer equal model_dir's (update_weights was called)
         self._weights_dir: Path | None = None  # scratch folder update_weights hands to the workers
         self._tied = False  # the served model ties lm_head to the input embeddings
+        self._served: tuple[str, str] | None = None  # (architecture, tokenizer hash) of the running engine
+        self.starts = 0  # engines started, and checkpoints switched in place (reported by the bench)
+        self.switches = 0
 
     @property
     def version(self) -> str:
@@ -116,6 +119,16 @@ class VLLMEngine(Engine):
             config = json.loads((model_dir / "config.json").read_text())
         except (OSError, ValueError) as e:
             raise EngineError(f"vllm engine cannot load {model_dir}: {str(e).splitlines()[0]}") from e
+        if self.llm is not None and shards and self._switchable(model_dir, config):
+            # Another checkpoint of the served architecture and tokenizer: reload its weights into the running
+            # engine (seconds) instead of starting a new one (a minute of worker start-up and warm-up).
+            from safetensors.torch import load_file
+
+            self.update_weights({k: v for f in shards for k, v in load_file(f).items()})
+            self.tokenizer, self.model_dir, self._updated = tok, model_dir, False
+            self._eos = _eos_ids(model_dir, tok, config)
+            self.switches += 1
+            return
         self.close()
         kwargs = {
             "dtype": self.dtype_name,
@@ -130,6 +143,13 @@ class VLLMEngine(Engine):
         self.tokenizer, self.model_dir, self._updated = tok, model_dir, False
         self._eos = _eos_ids(model_dir, tok, config)
         self._tied = bool(config.get("tie_word_embeddings"))
+        self._served = (_architecture(config), _tokenizer_hash(model_dir))
+        self.starts += 1
+
+    def _switchable(self, model_dir: Path, config: dict[str, Any]) -> bool:
+        """Same architecture (config.json up to names and versions) and byte-identical tokenizer files as the
+        served model: vLLM's own tokenizer (stop strings) and every weight shape stay valid."""
+        return self._served == (_architecture(config), _tokenizer_hash(model_dir))
 
     def _require(self) -> LLM:
         if self.llm is None:
@@ -256,6 +276,7 @@ class VLLMEngine(Engine):
     def close(self) -> None:
         llm, self.llm = self.llm, None
         self.tokenizer, self.model_dir, self._eos, self._updated = None, None, [], False
+        self._served = None
         if self._weights_dir is not None:
             shutil.rmtree(self._weights_dir, ignore_errors=True)
             self._weights_dir = None
@@ -286,6 +307,26 @@ def _eos_ids(model_dir: Path, tokenizer: Any, config: dict[str, Any]) -> list[in
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
         ids.append(tokenizer.eos_token_id)
     return ids
+
+
+# config.json keys that name or describe a checkpoint without changing what vLLM builds from it
+_NOT_ARCHITECTURE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache", "name_or_path"}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
+                    "tokenizer.model", "chat_template.jinja", "added_tokens.json")  # fmt: skip
+
+
+def _architecture(config: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}, sort_keys=True, default=str)
+
+
+def _tokenizer_hash(model_dir: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in _TOKENIZER_FILES:
+        f = model_dir / name
+        h.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-") + b"\0")
+    return h.hexdigest()
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -122,9 +122,18 @@ class Saver:
     """Writes step checkpoints (.pt, optionally an HF dir) and hands each one to the registry."""
 
     def __init__(
-        self, cfg: TrainConfig, base: Base, name: str, out: Path, tokenizer: Any, chat: dict[str, Any]
+        self,
+        cfg: TrainConfig,
+        base: Base,
+        name: str,
+        out: Path,
+        tokenizer: Any,
+        chat: dict[str, Any],
+        target: str | None = None,
     ) -> None:
         self.cfg, self.base, self.name, self.out, self.tokenizer, self.chat = cfg, base, name, out, tokenizer, chat
+        # the suite's name, not the spec: `countdown:lenient` trains on countdown, and compare matches names
+        self.target = target or cfg.suite
         self.saved: list[Checkpoint] = []
         # RL runs set this before the final save: {"steps", "no_signal_steps", "mostly_no_signal"}.
         self.signal: dict[str, Any] | None = None
@@ -154,11 +163,12 @@ class Saver:
 
     def save(self, model: torch.nn.Module, step: int, final: bool, stats: dict[str, Any]) -> Checkpoint:
         cid = self.name if final else f"{self.name}-step{step}"
+        target = self.target
         path = self.out / ("final.pt" if final else f"step-{step}.pt")
         meta = {
             "method": self.cfg.method,
             "base": self.base.ckpt.id,
-            "trained_on": [self.cfg.suite],
+            "trained_on": [target],
             "hparams": self.hparams(step),
             "config": self.cfg.to_dict(),
             "chat_template": self.chat,
@@ -176,7 +186,7 @@ class Saver:
             format="pt",
             method=self.cfg.method,
             base=self.base.ckpt.id if self.base.registered else None,
-            trained_on=(self.cfg.suite,),
+            trained_on=(target,),
             hparams=self.hparams(step),
             system_prompt=self.base.ckpt.system_prompt,
             notes=self.notes(),

@@ -91,7 +91,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         cfg.sync_tol,
     )
     chat = chat_record(tokenizer, base.ckpt.system_prompt, sampler.ident)
-    saver = Saver(cfg, base, name, out, tokenizer, chat)
+    saver = Saver(cfg, base, name, out, tokenizer, chat, suite.name)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=1e-8, weight_decay=cfg.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
