@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench.py                  # engine table + cached compare, embedded SmolLM2-135M
     .venv/bin/python scripts/bench.py engines --quick  # a smaller smoke run of the table (minutes, not tens)
     .venv/bin/python scripts/bench.py compare          # wall time of a fully cached compare (median of 3)
+    .venv/bin/python scripts/bench.py rollout          # a GRPO step's rollouts vs the engine on the same prompts
     python scripts/bench.py gpu                        # GPU box (torch + transformers only): bf16 vs bandwidth floor
 
 Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, nothing after a row's end):
@@ -295,9 +296,42 @@ def bench_gpu(a: argparse.Namespace) -> None:
         torch.cuda.empty_cache()
 
 
+def bench_rollout(a: argparse.Namespace) -> dict:
+    """A GRPO step's rollouts (the demo's: 8 addsub prompts x 8 samples, temperature 0.7, 32 new tokens) through
+    the trainer's Sampler on the in-memory policy, against the hf engine generating the same 64 prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.engines import make_engine
+    from harness.suites import get_suite, load_items
+    from harness.train.rollout import Sampler
+    from harness.types import Decoding
+
+    src = model_dir(a.model)
+    suite, k, dec = get_suite("addsub"), 8, Decoding(max_new_tokens=32, temperature=0.7, seed=0)
+    items = load_items(suite, 8, split="train")
+    policy = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    sampler = Sampler("hf", policy, AutoTokenizer.from_pretrained(src), src, None, "cpu", batch_size=64)
+    prompts = [sampler.render(suite.prompt(it)) for it in items]
+    sampler.sample(suite, items[:1], prompts[:1], 2, Decoding(max_new_tokens=4), 0)  # warm-up
+    t = time.perf_counter()
+    rows = sampler.sample(suite, items, prompts, k, dec, 1)
+    roll_dt, roll_tok = time.perf_counter() - t, sum(out.n_tokens for _, out, _ in rows)
+    engine = make_engine("hf", batch_size=64)
+    engine.load(src)
+    flat = [p for p in prompts for _ in range(k)]
+    t = time.perf_counter()
+    eng_tok = sum(c.n_tokens for c in engine.generate(flat, dec))
+    eng_dt = time.perf_counter() - t
+    engine.close()
+    roll, eng = roll_tok / roll_dt, eng_tok / eng_dt
+    return {"rollout": f"{len(items)} prompts x {k} samples, 32 tokens, T0.7", "rollout_tok_s": round(roll, 1),
+            "engine_tok_s": round(eng, 1), "rollout/engine": round(roll / eng, 2)}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "engines", "compare", "gpu", "row"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "engines", "compare", "rollout", "gpu", "row"])
     ap.add_argument("--model", default="smollm2-135m", help="registry id or path (engines)")
     ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
     ap.add_argument("--quick", action="store_true", help="4 prompts per suite (a smoke run of the table)")
@@ -321,6 +355,8 @@ def main() -> None:
         return
     if a.what in ("all", "engines"):
         bench_engines(a)
+    if a.what in ("all", "rollout"):
+        print(json.dumps(bench_rollout(a)), flush=True)
     if a.what in ("all", "compare"):
         print(json.dumps(bench_compare(a)), flush=True)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -110,7 +111,14 @@ def registry() -> dict[str, Any]:
     if path not in nltk.data.path:
         nltk.data.path.insert(0, path)
     langdetect.DetectorFactory.seed = LANGDETECT_SEED
+    # Google's checker logs every undetectable language on the root logger (the instruction then counts as
+    # followed, a documented rule): one stderr line per item would bury the progress output.
+    logging.getLogger().addFilter(_quiet_langdetect)
     return dict(INSTRUCTION_DICT)
+
+
+def _quiet_langdetect(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("Unable to detect language")
 
 
 def check(instruction_id: str, kwargs: dict[str, Any], response: str, prompt: str = "") -> bool:
