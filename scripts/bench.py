@@ -136,7 +136,7 @@ def lmeval_row(model: str, name: str, per_suite: int) -> dict:
     from lm_eval.models.huggingface import HFLM
 
     msgs, decs, rows = workload(name, per_suite)
-    lm = HFLM(pretrained=str(model_dir(model)), batch_size=rows, dtype="float32")
+    lm = HFLM(pretrained=str(model_dir(model)), batch_size=rows, dtype="float32", device="cpu")
     tok = lm.tokenizer
     prompts = [tok.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in msgs]
     reqs = [
@@ -155,20 +155,22 @@ def lmeval_row(model: str, name: str, per_suite: int) -> dict:
 
 def _row_subprocess(python: Path, engine: str, a: argparse.Namespace, name: str) -> dict | str:
     cmd = [str(python), __file__, "row", "--engine", engine, "--model", a.model, "--workload", name]
-    res = subprocess.run(cmd + ["--per-suite", str(a.per_suite)], capture_output=True, text=True, cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # that venv has its own packages
+    res = subprocess.run(cmd + ["--per-suite", str(a.per_suite)], capture_output=True, text=True, cwd=ROOT, env=env)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]  # vLLM logs to stdout too
     return json.loads(lines[-1]) if res.returncode == 0 and lines else f"failed: {res.stderr.strip()[-300:]}"
 
 
 def bench_engines(a: argparse.Namespace) -> None:
-    engines = ["hf", "hf-static"]
+    engines = [e for e in ["hf", "hf-static"] if not a.engines or e in a.engines]
     vllm_py = ROOT / ".venv-vllm" / "bin" / "python"
-    if vllm_py.exists():
+    if vllm_py.exists() and (not a.engines or "vllm" in a.engines):
         engines.append("vllm")
     try:
         import lm_eval  # noqa: F401
 
-        engines.append("lm-eval")
+        if not a.engines or "lm-eval" in a.engines:
+            engines.append("lm-eval")
     except ImportError:
         print("lm-eval: not installed (pip install -e '.[lmeval]'): no lm-eval row", file=sys.stderr)
     table: dict[str, dict[str, dict]] = {}
@@ -336,6 +338,7 @@ def main() -> None:
     ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
     ap.add_argument("--quick", action="store_true", help="4 prompts per suite (a smoke run of the table)")
     ap.add_argument("--engine", default="hf", help="row: the one engine to run")
+    ap.add_argument("--engines", nargs="*", default=None, help="engines: only these rows (hf hf-static vllm lm-eval)")
     ap.add_argument("--workload", default="short", choices=["short", "mixed"], help="row: the workload")
     ap.add_argument("--registry", default=None, help="compare: a registry whose checkpoints' records are stored")
     ap.add_argument("--runs-dir", default=None, help="compare: the store of those records")
