@@ -150,3 +150,21 @@ def test_continuous_equals_static_on_smollm2() -> None:
         e.close()
     assert outs["continuous"] == outs["static"]
     assert {c.finish_reason for c in outs["static"]} == {"stop", "length"}
+
+
+def test_prefill_groups_by_length_equal_static(sharp) -> None:
+    """All prompts fit the slots at once: they are prefilled in groups of similar length (less padding)."""
+    from collections import deque
+
+    from harness.engines.hf_decode import PREFILL_FILL, ContinuousDecoder
+
+    e = _engine(sharp, "continuous", slots=8)
+    lengths = sorted((len(e.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in _prompts(e)), reverse=True)
+    dec = ContinuousDecoder(sharp[0], 0, 8)
+    fake = [[0] * n for n in lengths]
+    groups, queue = [], deque(range(len(fake)))
+    while queue:
+        groups.append(dec._take(queue, fake, 8))
+    assert len(groups) >= 3 and all(lengths[g[-1]] >= PREFILL_FILL * lengths[g[0]] for g in groups)
+    static = _engine(sharp, "static", slots=8).generate(_prompts(e), Decoding(max_new_tokens=40))
+    assert e.generate(_prompts(e), Decoding(max_new_tokens=40)) == static
