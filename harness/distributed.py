@@ -28,6 +28,7 @@ from rich.console import Console
 
 from harness.engines import EngineError, engine_ident
 from harness.evaluate import EvalConfig, MissingRecordsError, evaluate
+from harness.probes import noise_plan
 from harness.registry import Checkpoint, Registry
 from harness.store import is_url
 from harness.suites import Suite
@@ -49,8 +50,6 @@ def plan(
 ) -> list[tuple[Checkpoint, list[Job]]]:
     """The checkpoints (one per fingerprint) whose records the store lacks, each with the jobs it lacks:
     one task each. With `noise`, the base (first checkpoint) also owes its noise-floor decodings."""
-    from harness.probes import noise_plan
-
     quiet = Console(file=io.StringIO())
     todo, seen = [], set()
     for k, ckpt in enumerate(checkpoints):

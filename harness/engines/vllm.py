@@ -106,28 +106,22 @@ class VLLMEngine(Engine):
         if self.model_dir == model_dir and not self._updated:
             return
         shards = sorted(model_dir.glob("*.safetensors"))
-        if self.model_dir == model_dir and shards:
-            # After update_weights: serve the directory's own weights again, in place (no restart). Its files
-            # go through update_weights, which re-adds a tied head that save_pretrained leaves out.
-            from safetensors.torch import load_file
-
-            self.update_weights({k: v for f in shards for k, v in load_file(f).items()})
-            self._updated = False
-            return
         try:
             tok = AutoTokenizer.from_pretrained(model_dir)
             config = json.loads((model_dir / "config.json").read_text())
         except (OSError, ValueError) as e:
             raise EngineError(f"vllm engine cannot load {model_dir}: {str(e).splitlines()[0]}") from e
-        if self.llm is not None and shards and self._switchable(model_dir, config):
-            # Another checkpoint of the served architecture and tokenizer: reload its weights into the running
-            # engine (seconds) instead of starting a new one (a minute of worker start-up and warm-up).
+        if self.llm is not None and shards and (self.model_dir == model_dir or self._switchable(model_dir, config)):
+            # The served directory after update_weights, or another checkpoint of the served architecture and
+            # tokenizer: reload its weights into the running engine (seconds) instead of starting a new one (a
+            # minute of worker start-up). Its files go through update_weights, which re-adds a tied head that
+            # save_pretrained leaves out.
             from safetensors.torch import load_file
 
             self.update_weights({k: v for f in shards for k, v in load_file(f).items()})
+            self.switches += self.model_dir != model_dir
             self.tokenizer, self.model_dir, self._updated = tok, model_dir, False
             self._eos = _eos_ids(model_dir, tok, config)
-            self.switches += 1
             return
         self.close()
         kwargs = {
