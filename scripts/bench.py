@@ -10,9 +10,14 @@ Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, no
   short: 16 prompts from each default suite (64), at most 64 new tokens, 64 rows at once;
   mixed: 16 prompts from each of the demo's nine generation suites (144), at most 256 new tokens (each
          suite's own stops), 32 rows at once.
-Rows: `hf` (continuous batching), `hf-static` (model.generate on padded batches, the old path), `vllm` when
-.venv-vllm exists (run in that environment), and lm-eval's hf backend when lm_eval is installed (its
-token count is its output re-tokenized). One table with mixed/short and x-lm-eval ratios.
+Rows: `hf` (continuous batching, shared prompt prefixes prefilled once), `hf-noprefix` (the same without
+prefix sharing), `hf-static` (model.generate on padded batches, the old path), `vllm` when .venv-vllm exists
+(run in that environment), and lm-eval's hf backend when lm_eval is installed (its token count is its output
+re-tokenized). One table with mixed/short and x-lm-eval ratios, the share of the compute cap on the short
+workload, and whether each hf row's texts equal hf-static's (greedy outputs must not change).
+
+Compute cap: this machine's float32 matrix-product rate, measured at the start of the run (2048^3 products),
+over the model's matrix FLOPs per generated token (2 x the weights of its linear layers and lm_head).
 
 `compare`: `forgetbench compare` of 3 checkpoints x the demo's 10 suites x 16 items with every record stored.
 With --registry/--runs-dir of a demo run it times those records (--cached-only); by default it makes three
@@ -27,6 +32,7 @@ once, so tokens/s <= batch x measured bandwidth / weight bytes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -107,6 +113,8 @@ def engine_row(engine: str, model: str, name: str, per_suite: int) -> dict:
     kwargs: dict = {"batch_size": rows}
     if engine == "hf-static":
         engine, kwargs["batching"] = "hf", "static"
+    if engine == "hf-noprefix":
+        engine, kwargs["share_prefixes"] = "hf", False
     e = make_engine(engine, **kwargs)
     t = time.perf_counter()
     e.load(src := model_dir(model))
@@ -120,13 +128,39 @@ def engine_row(engine: str, model: str, name: str, per_suite: int) -> dict:
     prompts = [e.render(m) for m in msgs]
     e.generate(prompts[:2], Decoding(max_new_tokens=4))  # warm-up (kernels, allocator)
     t = time.perf_counter()
-    tokens = sum(c.n_tokens for dec, ps in _by_decoding(prompts, decs).items() for c in e.generate(ps, dec))
+    outs = [c for dec, ps in _by_decoding(prompts, decs).items() for c in e.generate(ps, dec)]
     dt = time.perf_counter() - t
+    tokens = sum(c.n_tokens for c in outs)
+    extra["texts"] = hashlib.sha256(json.dumps([c.text for c in outs]).encode()).hexdigest()[:12]
+    if engine == "hf":
+        extra["flops_per_token"] = _flops_per_token(e.model)
     e.close()
     if engine == "vllm":
         shutil.rmtree(other.parent, ignore_errors=True)
     row = {"engine": e.ident, "workload": name, "prompts": len(prompts), "tokens": tokens, "seconds": round(dt, 1)}
     return row | extra
+
+
+def _flops_per_token(model) -> int:
+    """Matrix FLOPs of one generated token: 2 x the weights of every linear layer and the lm_head."""
+    import torch
+
+    n = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return 2 * n
+
+
+def matmul_gflops(n: int = 2048, reps: int = 8) -> float:
+    """This machine's float32 matrix-product rate (best of `reps` n x n x n products)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
 
 
 def lmeval_row(model: str, name: str, per_suite: int) -> dict:
@@ -162,7 +196,7 @@ def _row_subprocess(python: Path, engine: str, a: argparse.Namespace, name: str)
 
 
 def bench_engines(a: argparse.Namespace) -> None:
-    engines = [e for e in ["hf", "hf-static"] if not a.engines or e in a.engines]
+    engines = [e for e in ["hf", "hf-noprefix", "hf-static"] if not a.engines or e in a.engines]
     vllm_py = ROOT / ".venv-vllm" / "bin" / "python"
     if vllm_py.exists() and (not a.engines or "vllm" in a.engines):
         engines.append("vllm")
@@ -174,6 +208,8 @@ def bench_engines(a: argparse.Namespace) -> None:
     except ImportError:
         print("lm-eval: not installed (pip install -e '.[lmeval]'): no lm-eval row", file=sys.stderr)
     table: dict[str, dict[str, dict]] = {}
+    gflops = matmul_gflops()
+    print(json.dumps({"float32_matmul_GFLOPs": round(gflops, 1)}), flush=True)
     for engine in engines:
         for name in ("short", "mixed"):
             if engine == "vllm":
@@ -193,13 +229,18 @@ def bench_engines(a: argparse.Namespace) -> None:
             row["tok_s"] = round(row["tokens"] / max(row["seconds"], 1e-9), 1)
             print(json.dumps(row), flush=True)
             table.setdefault(engine, {})[name] = row
-    _print_table(table)
+    _print_table(table, gflops)
 
 
-def _print_table(table: dict[str, dict[str, dict]]) -> None:
-    ref = table.get("lm-eval", {})
-    print(f"\n{'engine':<28} {'short tok/s':>11} {'mixed tok/s':>11} {'mixed/short':>11} {'x lm-eval':>14}")
-    for rows in table.values():
+def _print_table(table: dict[str, dict[str, dict]], gflops: float) -> None:
+    ref, static = table.get("lm-eval", {}), table.get("hf-static", {})
+    flops = next((r["flops_per_token"] for rows in table.values() for r in rows.values() if "flops_per_token" in r), 0)
+    cap = gflops * 1e9 / flops if flops else 0.0
+    if cap:
+        print(f"\ncompute cap: {gflops:.0f} GFLOP/s / {flops / 1e9:.3f} GFLOP per token = {cap:.0f} tok/s")
+    head = f"{'engine':<28} {'short tok/s':>11} {'mixed tok/s':>11} {'mixed/short':>11} {'x lm-eval':>14}"
+    print(f"\n{head} {'% cap':>6} {'= static':>9}")
+    for engine, rows in table.items():
         s, m = rows.get("short", {}).get("tok_s"), rows.get("mixed", {}).get("tok_s")
         ratio = f"{m / s:.2f}" if s and m else "-"
         vs = "/".join(
@@ -207,7 +248,12 @@ def _print_table(table: dict[str, dict[str, dict]]) -> None:
         )
         first = next(iter(rows.values()))
         switch = f"  start {first['start_s']} s, switch {first['switch_s']} s" if "switch_s" in first else ""
-        print(f"{first['engine']:<28} {s or '-':>11} {m or '-':>11} {ratio:>11} {vs:>14}{switch}")
+        of_cap = f"{100 * s / cap:.0f}%" if s and cap else "-"
+        same = "-"
+        if engine.startswith("hf") and static and engine != "hf-static":
+            same = "yes" if all(rows[w]["texts"] == static[w]["texts"] for w in rows if w in static) else "NO"
+        name = first["engine"] + ("" if engine in ("hf", "vllm", "lm-eval") else f" ({engine[3:]})")
+        print(f"{name:<28} {s or '-':>11} {m or '-':>11} {ratio:>11} {vs:>14} {of_cap:>6} {same:>9}{switch}")
 
 
 def bench_compare(a: argparse.Namespace) -> dict:

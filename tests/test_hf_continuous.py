@@ -161,10 +161,61 @@ def test_prefill_groups_by_length_equal_static(sharp) -> None:
     e = _engine(sharp, "continuous", slots=8)
     lengths = sorted((len(e.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in _prompts(e)), reverse=True)
     dec = ContinuousDecoder(sharp[0], 0, 8)
-    fake = [[0] * n for n in lengths]
-    groups, queue = [], deque(range(len(fake)))
+    groups, queue = [], deque(range(len(lengths)))
     while queue:
-        groups.append(dec._take(queue, fake, 8))
+        groups.append(dec._take(queue, lengths, 8))
     assert len(groups) >= 3 and all(lengths[g[-1]] >= PREFILL_FILL * lengths[g[0]] for g in groups)
     static = _engine(sharp, "static", slots=8).generate(_prompts(e), Decoding(max_new_tokens=40))
     assert e.generate(_prompts(e), Decoding(max_new_tokens=40)) == static
+
+
+SHARED = "Solve the puzzle below and give only the final answer, on its own line, after the word Answer. "
+
+
+def _shared_prompts(e) -> list[str]:
+    """An instruction in common, a longer shared stem, duplicates, a prompt that is all shared, short ones."""
+    texts = [SHARED + t for t in ("3 5 7", "3 5 7 9 11 13", "3 5 7 9 11 13 and 15", "capital of France")]
+    return [e.render([{"role": "user", "content": t}]) for t in texts + [texts[1]] * 3 + [SHARED, "hi", "hi"]]
+
+
+@pytest.mark.parametrize("slots", [3, 8])
+def test_shared_prefixes_equal_static(sharp, monkeypatch, slots) -> None:
+    from harness.engines import prefix
+
+    monkeypatch.setattr(prefix, "MIN_SAVED", 1)  # share every common prefix, however short
+    e = _engine(sharp, "continuous", slots=slots)
+    dec = Decoding(max_new_tokens=24, stop=("22", " Wh"))
+    assert e.generate(_shared_prompts(e), dec) == _engine(sharp, "static", slots).generate(_shared_prompts(e), dec)
+
+
+def test_decoder_prefills_shared_prefixes_once(sharp) -> None:
+    from harness.engines.hf_decode import ContinuousDecoder, greedy
+
+    e = _engine(sharp, "continuous", slots=4)
+    ids = e._encode(_shared_prompts(e))
+    runs = {}
+    for min_shared in (None, 1, 10_000):
+        dec = ContinuousDecoder(sharp[0], 0, 4, min_shared)
+        with torch.no_grad():
+            runs[min_shared] = (sorted(dec.run(ids, 12, set(), greedy)), dec.shared_tokens)
+    assert runs[None][1] == 0 and runs[10_000][1] == 0  # off, and nothing worth a prefix
+    assert runs[1][1] > sum(map(len, ids)) // 2  # the template, the instruction and the duplicates
+    assert runs[1][0] == runs[None][0]
+
+
+@pytest.mark.parametrize("min_saved", [1, 10_000])
+def test_choice_logprobs_with_shared_prefixes_match_full_forwards(sharp, monkeypatch, min_saved) -> None:
+    """Choice ranking: questions sharing an instruction, four options each, scored after shared prefixes
+    (or none) in fewer slots than rows; the static engine's full forward passes are the reference."""
+    from harness.engines import prefix
+
+    monkeypatch.setattr(prefix, "MIN_SAVED", min_saved)
+    e = _engine(sharp, "continuous", slots=5)
+    questions = [e.render([{"role": "user", "content": SHARED + q}]) for q in ("3 5 7", "capital of France", "hi")]
+    options = [" 42", " Paris", " 3 5 7 and 9", "!"]
+    prompts = [q for q in questions for _ in options]
+    conts = options * len(questions)
+    got = e.logprobs(prompts, conts)
+    want = _engine(sharp, "static", slots=5).logprobs(prompts, conts)
+    assert got == pytest.approx(want, abs=1e-4)
+    assert len(set(want)) > len(options)  # the rows are told apart

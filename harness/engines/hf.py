@@ -18,6 +18,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
 
 from harness.engines import Engine, EngineError
+from harness.engines import prefix as prefixes
 from harness.engines.hf_decode import ContinuousDecoder, greedy, sampler, supports
 from harness.types import Completion, Decoding
 
@@ -35,11 +36,17 @@ class HFEngine(Engine):
     streams = True
 
     def __init__(
-        self, device: str | None = None, dtype: str | None = None, batch_size: int = 32, batching: str = "continuous"
+        self,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 32,
+        batching: str = "continuous",
+        share_prefixes: bool = True,
     ) -> None:
         if batching not in ("continuous", "static"):
             raise EngineError(f"hf engine option batching={batching!r}: choose continuous or static")
         self.batching = batching
+        self.share_prefixes = share_prefixes  # continuous batching: shared prompt prefixes prefilled once
         self.device = _device(device)
         # float32 unless asked: bf16 is emulated (slow) on AVX2 CPUs, and the dtype is part of the cache
         # key, so it must be known before any model (or torch) is loaded. Pass dtype="bfloat16" on GPU.
@@ -104,7 +111,8 @@ class HFEngine(Engine):
             return
         eos = self._eos_ids()
         sample = decoding.temperature > 0
-        decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size)
+        min_shared = prefixes.MIN_SAVED if self.share_prefixes else None
+        decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size, min_shared)
         with torch.no_grad():
             rows = decoder.run(
                 self._encode(prompts),
@@ -179,6 +187,10 @@ class HFEngine(Engine):
         self._require()
         prompt_ids = self._encode(prompts)
         full_ids = self._encode([p + c for p, c in zip(prompts, continuations, strict=True)])
+        if self.batching == "continuous" and supports(self.model) is None:
+            min_shared = prefixes.MIN_SAVED if self.share_prefixes else None
+            decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size, min_shared)
+            return decoder.score(full_ids, [_common_prefix(p, f) for p, f in zip(prompt_ids, full_ids, strict=True)])
         out: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
             rows = list(range(start, min(start + self.batch_size, len(prompts))))

@@ -8,6 +8,10 @@ are prefilled into the free slots, so every decode step computes only rows that 
 attends to its own positions through a 4D boolean mask; positions come from the row's own length, as in
 `generate` with left padding, so greedy outputs are the same tokens.
 
+Prompts that share a prefix (the chat template's system block, a suite's instruction, a GRPO group's
+repeated prompt; see harness.engines.prefix) have its keys/values computed once, in a forward pass of the
+prefix alone; each row's slot gets a copy and only the rest of the prompt is prefilled.
+
 Sampling draws from one torch.Generator per request, seeded by (seed, index of the prompt in the call):
 a request's sample does not depend on which other requests share its decode steps.
 
@@ -23,10 +27,13 @@ from dataclasses import dataclass, field
 
 import torch
 
+from harness.engines import prefix as prefixes
+
 # Architectures whose attention layers call cache.update(k, v, layer_idx) on full-attention layers only
 # and accept a prepared 4D mask: the slot cache below serves them. Others use static batching.
 SUPPORTED = {"llama", "qwen2", "qwen3", "mistral", "olmo", "olmo2", "granite", "phi3", "smollm3"}
 PREFILL_TOKENS = 16384  # most prompt tokens prefilled in one forward pass (bounds activation memory)
+PREFIX_BYTES = 1 << 30  # most bytes of shared-prefix keys/values held at once; deeper prefixes fall back
 # A prompt joins a prefill group only if it is at least this fraction of the group's longest: left padding
 # is computed like real tokens, and on the bench's short workload (prompts of 42-120 tokens) one padded group
 # spent 41% of its prefill on padding. Prefill was the larger part of the run there.
@@ -59,9 +66,10 @@ def supports(model: torch.nn.Module) -> str | None:
 class SlotCache:
     """The KV store the model's attention layers write to: one buffer per layer, [slots, heads, capacity, dim].
 
-    Row s holds positions 0..lengths[s]-1. In prefill mode a layer's keys for a left-padded group are copied
-    into their slots and returned as they are (the group attends within itself); in decode mode the one new
-    position of every active row is written at its length and the active rows' buffers are returned.
+    Row s holds positions 0..lengths[s]-1. In prefill mode a left-padded group of prompt remainders is
+    written into its (consecutive) slots after each row's shared prefix, copied in from the prefix's own
+    keys/values, and the group's slots are returned; in decode mode the one new position of every active
+    row is written at its length and the active rows' buffers are returned.
     """
 
     def __init__(self, slots: int, capacity: int) -> None:
@@ -69,7 +77,8 @@ class SlotCache:
         self.keys: list[torch.Tensor] = []
         self.values: list[torch.Tensor] = []
         self.lengths = [0] * slots
-        self._prefill: tuple[list[int], list[int], list[int]] | None = None  # slot ids, pads, lengths
+        # slot ids, pads, lengths, prefix lengths, prefix keys/values (per layer) or None
+        self._prefill: tuple[list[int], list[int], list[int], list[int], list] | None = None
         self._decode: tuple[torch.Tensor, torch.Tensor, int] | None = None  # rows, write positions, kv width
 
     def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: object, **kwargs: object):
@@ -79,10 +88,15 @@ class SlotCache:
             self.values.append(torch.zeros(shape, dtype=value.dtype, device=value.device))
         kb, vb = self.keys[layer_idx], self.values[layer_idx]
         if self._prefill is not None:
-            for j, (s, pad, n) in enumerate(zip(*self._prefill, strict=True)):
-                kb[s, :, :n] = key[j, :, pad:]
-                vb[s, :, :n] = value[j, :, pad:]
-            return key, value
+            slot_ids, pads, lengths, starts, shared = self._prefill
+            for j, (s, pad, n, start, kv) in enumerate(zip(slot_ids, pads, lengths, starts, shared, strict=True)):
+                if start:
+                    kb[s, :, :start] = kv[layer_idx][0][0, :, :start]
+                    vb[s, :, :start] = kv[layer_idx][1][0, :, :start]
+                kb[s, :, start:n] = key[j, :, pad:]
+                vb[s, :, start:n] = value[j, :, pad:]
+            s0, width = slot_ids[0], max(lengths)
+            return kb[s0 : s0 + len(slot_ids), :, :width], vb[s0 : s0 + len(slot_ids), :, :width]
         rows, pos, width = self._decode
         kb[rows, :, pos] = key[:, :, 0]
         vb[rows, :, pos] = value[:, :, 0]
@@ -100,6 +114,30 @@ class SlotCache:
         self.lengths[dst] = n
 
 
+class PrefixCache:
+    """The KV store of a shared prefix's own forward pass: the kept prefix it extends, then its new tokens.
+
+    After the pass `layers` holds, per layer, (keys, values) of shape [1, heads, length, dim].
+    """
+
+    def __init__(self, parent: list[tuple[torch.Tensor, torch.Tensor]] | None) -> None:
+        self.parent = parent
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def update(self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: object, **kwargs: object):
+        if self.parent is not None:
+            key = torch.cat([self.parent[layer_idx][0], key], dim=2)
+            value = torch.cat([self.parent[layer_idx][1], value], dim=2)
+        self.layers.append((key, value))
+        return key, value
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return 0
+
+    def nbytes(self) -> int:
+        return sum(k.nbytes + v.nbytes for k, v in self.layers)
+
+
 @dataclass
 class _Row:
     index: int  # the request's position in the call
@@ -115,13 +153,17 @@ class ContinuousDecoder:
     the padding that follows a finished row.
     """
 
-    def __init__(self, model: torch.nn.Module, pad_id: int, slots: int) -> None:
+    def __init__(
+        self, model: torch.nn.Module, pad_id: int, slots: int, min_shared: int | None = prefixes.MIN_SAVED
+    ) -> None:
         self.model, self.pad_id, self.slots = model, pad_id, slots
+        self.min_shared = min_shared  # None: no prefix sharing
         base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PEFT-wrapped policy
         params = inspect.signature(base.forward).parameters
         self.cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
         self.keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
         self.device = next(model.parameters()).device
+        self.shared_tokens = 0  # prompt tokens of the last run served from a shared prefix (bench, tests)
 
     def run(
         self,
@@ -134,16 +176,19 @@ class ContinuousDecoder:
     ) -> Iterator[tuple[int, list[int]]]:
         if not prompts:
             return
-        order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))  # long first: they set the width
+        shared = _Shared(self, prompts)
+        rest = [len(p) - shared.start(i) for i, p in enumerate(prompts)]
+        self.shared_tokens = sum(len(p) for p in prompts) - sum(rest)
+        order = sorted(range(len(prompts)), key=lambda i: -rest[i])  # long first: they set a group's width
         queue = deque(order)
         slots = min(self.slots, len(prompts))
         cache = SlotCache(slots, max(len(p) for p in prompts) + max_new_tokens)
         rows: list[_Row] = []
         while queue or rows:
             if queue and len(rows) < slots:
-                new = self._take(queue, prompts, slots - len(rows))
+                new = self._take(queue, rest, slots - len(rows))
                 group = [_Row(i, generator=_generator(seed, i, self.device)) for i in new]
-                logits = self._prefill(cache, [prompts[i] for i in new], list(range(len(rows), len(rows) + len(new))))
+                logits = self._prefill(cache, prompts, new, list(range(len(rows), len(rows) + len(new))), shared)
                 rows += group
             else:
                 group = rows
@@ -160,38 +205,79 @@ class ContinuousDecoder:
                 yield rows[s].index, rows[s].tokens
             rows = self._retire(cache, rows, set(done))
 
-    def _take(self, queue: deque, prompts: Sequence[list[int]], free: int) -> list[int]:
+    def _take(self, queue: deque, rest: Sequence[int], free: int) -> list[int]:
+        """The next prefill group: prompts whose remainders (after their shared prefix) are of similar length."""
         new = [queue.popleft()]
-        width = len(prompts[new[0]])  # the queue is longest first: new[0] sets the group's width
+        width = rest[new[0]]  # the queue is longest first: new[0] sets the group's width
         while (
             queue
             and len(new) < free
             and (len(new) + 1) * width <= PREFILL_TOKENS
-            and len(prompts[queue[0]]) >= PREFILL_FILL * width
+            and rest[queue[0]] >= PREFILL_FILL * width
         ):
             new.append(queue.popleft())
         return new
 
-    def _prefill(self, cache: SlotCache, prompts: list[list[int]], slot_ids: list[int]) -> torch.Tensor:
-        """Left-padded forward pass of new prompts; their keys/values land in `slot_ids`. Next-token logits."""
-        width = max(len(p) for p in prompts)
-        pads = [width - len(p) for p in prompts]
-        ids = torch.tensor([[self.pad_id] * pad + p for pad, p in zip(pads, prompts, strict=True)], device=self.device)
+    def _prefill(
+        self,
+        cache: SlotCache,
+        prompts: Sequence[list[int]],
+        new: list[int],
+        slot_ids: list[int],
+        shared: _Shared,
+        keep: int = 1,
+    ) -> torch.Tensor:
+        """Left-padded forward pass of new prompts' remainders after their shared prefixes; their keys/values
+        land in `slot_ids`, behind a copy of the prefix's. Logits of the last `keep` columns (1: [g, vocab])."""
+        starts = [shared.start(i) for i in new]
+        tails = [prompts[i][s:] for i, s in zip(new, starts, strict=True)]
+        width = max(len(t) for t in tails)
+        pads = [width - len(t) for t in tails]
+        ids = torch.tensor([[self.pad_id] * pad + t for pad, t in zip(pads, tails, strict=True)], device=self.device)
         k = torch.arange(width, device=self.device)
         pad_t = torch.tensor(pads, device=self.device)[:, None]
-        valid = k[None, :] >= pad_t  # [g, width]: real tokens
-        causal = k[:, None] >= k[None, :]
-        # Padding queries attend to themselves only, so their (unused) outputs stay finite.
-        mask = (causal[None] & valid[:, None, :]) | torch.eye(width, dtype=torch.bool, device=self.device)[None]
-        positions = (k[None, :] - pad_t).clamp(min=0)
-        cache._prefill = (slot_ids, pads, [len(p) for p in prompts])
+        real = k[None, :] >= pad_t  # [g, width]: real tokens, not left padding
+        positions = torch.tensor(starts, device=self.device)[:, None] + k[None, :] - pad_t  # [g, width]
+        lengths = [len(prompts[i]) for i in new]
+        # Keys are the group's slots, positions 0..length-1 (prefix, then remainder): a real query sees every
+        # key up to its own position; a padding query sees position 0 only, so its (unused) output stays finite.
+        key_pos = torch.arange(max(lengths), device=self.device)
+        mask = torch.where(real[:, :, None], key_pos[None, None, :] <= positions[:, :, None], key_pos == 0)
+        cache._prefill = (slot_ids, pads, lengths, starts, [shared.kv(i) for i in new])
         try:
-            logits = self._forward(ids, mask[:, None], positions, cache, keep_last=True)
+            logits = self._forward(ids, mask[:, None], positions.clamp(min=0), cache, keep)
         finally:
             cache._prefill = None
-        for s, p in zip(slot_ids, prompts, strict=True):
-            cache.lengths[s] = len(p)
-        return logits
+        for s, n in zip(slot_ids, lengths, strict=True):
+            cache.lengths[s] = n
+        for i in new:
+            shared.release(i)
+        return logits[:, -1] if keep == 1 else logits
+
+    def score(self, rows: Sequence[list[int]], firsts: Sequence[int]) -> list[float]:
+        """Summed log-probability of rows[i][firsts[i]:] given what precedes it (choice ranking).
+
+        Rows of one question share the prompt, and a few-shot suite's rows share its examples: the shared
+        prefixes are computed once, as in generation, and only the positions whose next token is scored
+        go through the lm_head (not [rows, width, vocab] logits for the whole batch).
+        """
+        shared = _Shared(self, rows, limits=[f - 1 for f in firsts])  # position f-1's logits score token f
+        rest = [len(r) - shared.start(i) for i, r in enumerate(rows)]
+        queue = deque(sorted(range(len(rows)), key=lambda i: -rest[i]))
+        out = [0.0] * len(rows)
+        while queue:
+            new = self._take(queue, rest, self.slots)
+            width = max(rest[i] for i in new)
+            # Column c of row i holds position start + c - pad; the first scored logits sit at position f-1.
+            cols = [width - rest[i] + firsts[i] - 1 - shared.start(i) for i in new]
+            keep = width - min(cols)
+            cache = SlotCache(len(new), max(len(rows[i]) for i in new))
+            logp = torch.log_softmax(self._prefill(cache, rows, new, list(range(len(new))), shared, keep).float(), -1)
+            for j, (i, c) in enumerate(zip(new, cols, strict=True)):
+                targets = torch.tensor(rows[i][firsts[i] :], device=logp.device)
+                lo = c - (width - keep)
+                out[i] = float(logp[j, lo : lo + len(targets)].gather(1, targets[:, None]).sum())
+        return out
 
     def _decode(self, cache: SlotCache, rows: list[_Row]) -> torch.Tensor:
         """One step for every active row: its last token at position = its length."""
@@ -203,19 +289,20 @@ class ContinuousDecoder:
         mask = torch.arange(width, device=self.device)[None, :] <= pos[:, None]
         cache._decode = (torch.arange(n, device=self.device), pos, width)
         try:
-            logits = self._forward(ids, mask[:, None, None, :], pos[:, None], cache, keep_last=False)
+            logits = self._forward(ids, mask[:, None, None, :], pos[:, None], cache)[:, -1]
         finally:
             cache._decode = None
         for s in range(n):
             cache.lengths[s] += 1
         return logits
 
-    def _forward(self, ids, mask, positions, cache: SlotCache, keep_last: bool) -> torch.Tensor:
+    def _forward(self, ids, mask, positions, cache: SlotCache, keep: int = 1) -> torch.Tensor:
+        """Logits of the last `keep` positions, [rows, keep, vocab]: the lm_head only where they are read."""
         kwargs = {self.cache_arg: cache, "use_cache": True}
-        if keep_last and self.keep_arg:
-            kwargs[self.keep_arg] = 1  # the lm_head only where the next token is read
+        if self.keep_arg:
+            kwargs[self.keep_arg] = keep
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, **kwargs)
-        return out.logits[:, -1, :]
+        return out.logits[:, -keep:, :]
 
     @staticmethod
     def _retire(cache: SlotCache, rows: list[_Row], done: set[int]) -> list[_Row]:
@@ -231,6 +318,61 @@ class ContinuousDecoder:
             cache.move(src, hole)
             out[hole] = rows[src]
         return out
+
+
+class _Shared:
+    """The call's shared prefixes (harness.engines.prefix.plan), computed up front, freed after their last user.
+
+    A prompt uses the deepest kept prefix whose keys/values fit in PREFIX_BYTES, at most limits[i] tokens of
+    it (default its length - 1: the last prompt token is prefilled, its logits give the first new token).
+    """
+
+    def __init__(
+        self, decoder: ContinuousDecoder, prompts: Sequence[list[int]], limits: Sequence[int] | None = None
+    ) -> None:
+        self.prompts = prompts
+        self.limits = list(limits) if limits is not None else [len(p) - 1 for p in prompts]
+        if decoder.min_shared is None:
+            self.nodes, self.use = [], [None] * len(prompts)
+        else:
+            self.nodes, self.use = prefixes.plan(prompts, decoder.min_shared)
+        self.kvs: list[list | None] = []
+        held = 0
+        for node in self.nodes:
+            parent = self.kvs[node.parent] if node.parent is not None else None
+            if held >= PREFIX_BYTES or (node.parent is not None and parent is None):
+                self.kvs.append(None)  # over budget: its users fall back to the nearest computed ancestor
+                continue
+            done = self.nodes[node.parent].length if node.parent is not None else 0
+            cache = PrefixCache(parent)
+            ids = torch.tensor([prompts[node.owner][done : node.length]], device=decoder.device)
+            q = torch.arange(done, node.length, device=decoder.device)
+            mask = torch.arange(node.length, device=decoder.device)[None, :] <= q[:, None]
+            decoder._forward(ids, mask[None, None], q[None], cache)
+            self.kvs.append(cache.layers)
+            held += cache.nbytes()
+        for i, node in enumerate(self.use):
+            while node is not None and self.kvs[node] is None:
+                node = self.nodes[node].parent
+            self.use[i] = node
+
+    def start(self, i: int) -> int:
+        """Positions of prompt i served by its shared prefix."""
+        node = self.use[i]
+        return 0 if node is None else max(0, min(self.nodes[node].length, self.limits[i]))
+
+    def kv(self, i: int) -> list | None:
+        node = self.use[i]
+        return None if node is None else self.kvs[node]
+
+    def release(self, i: int) -> None:
+        """Prompt i is prefilled: drop the prefixes no remaining prompt needs."""
+        node = self.use[i]
+        while node is not None:
+            self.nodes[node].users -= 1
+            if self.nodes[node].users == 0:
+                self.kvs[node] = None
+            node = self.nodes[node].parent
 
 
 def _generator(seed: int | None, index: int, device: torch.device) -> torch.Generator | None:
