@@ -4,6 +4,7 @@
     .venv/bin/python scripts/bench.py engines --quick  # a smaller smoke run of the table (minutes, not tens)
     .venv/bin/python scripts/bench.py compare          # wall time of a fully cached compare (median of 3)
     .venv/bin/python scripts/bench.py rollout          # a GRPO step's rollouts vs the engine on the same prompts
+    .venv/bin/python scripts/bench.py choices          # choice ranking (log-probs) of three choice suites
     python scripts/bench.py gpu                        # GPU box (torch + transformers only): bf16 vs bandwidth floor
 
 Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, nothing after a row's end):
@@ -18,6 +19,11 @@ workload, and whether each hf row's texts equal hf-static's (greedy outputs must
 
 Compute cap: this machine's float32 matrix-product rate, measured at the start of the run (2048^3 products),
 over the model's matrix FLOPs per generated token (2 x the weights of its linear layers and lm_head).
+
+`choices`: 32 items each of arc_challenge, winogrande and hellaswag, every option's summed log-probability
+(the evaluator's choice path): rows/s of the hf engine (shared prefixes, scored positions only), of its
+static path (one full forward per row) and of lm-eval's loglikelihood on the same (context, continuation)
+pairs, and whether the picked options agree.
 
 `compare`: `forgetbench compare` of 3 checkpoints x the demo's 10 suites x 16 items with every record stored.
 With --registry/--runs-dir of a demo run it times those records (--cached-only); by default it makes three
@@ -344,6 +350,60 @@ def bench_gpu(a: argparse.Namespace) -> None:
         torch.cuda.empty_cache()
 
 
+CHOICE_SUITES = ("arc_challenge", "winogrande", "hellaswag")
+
+
+def bench_choices(a: argparse.Namespace) -> None:
+    """Choice ranking: the same (prompt, option) rows through each scorer, rows/s and agreement of the picks."""
+    from harness.engines import make_engine
+    from harness.suites import SuiteError, get_suite, load_items
+
+    src = model_dir(a.model)
+    engines = {b: make_engine("hf", batch_size=32, batching=b) for b in ("continuous", "static")}
+    for e in engines.values():
+        e.load(src)
+    try:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+
+        lm = HFLM(pretrained=str(src), batch_size=32, dtype="float32", device="cpu")
+    except ImportError:
+        lm = None
+        print("lm-eval: not installed: no lm-eval column", file=sys.stderr)
+    for name in CHOICE_SUITES:
+        suite = get_suite(name)
+        try:
+            items = load_items(suite, a.per_suite * 2)
+        except SuiteError as e:
+            print(f"skipping {name}: {e}", file=sys.stderr)
+            continue
+        e = engines["continuous"]
+        pairs = [(e.render(suite.prompt(it)), o) for it in items for o in suite.choices(it)]
+        sizes = [len(suite.choices(it)) for it in items]
+        row, picks = {"suite": name, "items": len(items), "rows": len(pairs)}, {}
+        scorers = {
+            b: (lambda ps, eng=eng: eng.logprobs([p for p, _ in ps], [c for _, c in ps])) for b, eng in engines.items()
+        }
+        if lm is not None:
+            scorers["lm-eval"] = lambda ps: [
+                lp for lp, _ in lm.loglikelihood([Instance("loglikelihood", {}, p, i) for i, p in enumerate(ps)], True)
+            ]
+        for label, score in scorers.items():
+            score(pairs[:2])  # warm-up
+            t = time.perf_counter()
+            lps = score(pairs)
+            row[f"{label}_rows_s"] = round(len(pairs) / (time.perf_counter() - t), 1)
+            k, picks[label] = 0, []
+            for n in sizes:
+                picks[label].append(max(range(n), key=lambda j, k=k: lps[k + j]))
+                k += n
+        row["x_static"] = round(row["continuous_rows_s"] / row["static_rows_s"], 2)
+        if lm is not None:
+            row["x_lm_eval"] = round(row["continuous_rows_s"] / row["lm-eval_rows_s"], 2)
+        row["same_picks"] = {k: v == picks["static"] for k, v in picks.items() if k != "static"}
+        print(json.dumps(row), flush=True)
+
+
 def bench_rollout(a: argparse.Namespace) -> dict:
     """A GRPO step's rollouts (the demo's: 8 addsub prompts x 8 samples, temperature 0.7, 32 new tokens) through
     the trainer's Sampler on the in-memory policy, against the hf engine generating the same 64 prompts."""
@@ -379,7 +439,9 @@ def bench_rollout(a: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "engines", "compare", "rollout", "gpu", "row"])
+    ap.add_argument(
+        "what", nargs="?", default="all", choices=["all", "engines", "choices", "compare", "rollout", "gpu", "row"]
+    )
     ap.add_argument("--model", default="smollm2-135m", help="registry id or path (engines)")
     ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
     ap.add_argument("--quick", action="store_true", help="4 prompts per suite (a smoke run of the table)")
@@ -404,6 +466,8 @@ def main() -> None:
         return
     if a.what in ("all", "engines"):
         bench_engines(a)
+    if a.what in ("all", "choices"):
+        bench_choices(a)
     if a.what in ("all", "rollout"):
         print(json.dumps(bench_rollout(a)), flush=True)
     if a.what in ("all", "compare"):
