@@ -125,8 +125,10 @@ def test_batching_option_is_checked() -> None:
 
 
 @pytest.mark.slow
-def test_continuous_equals_static_on_smollm2() -> None:
-    """The embedded SmolLM2-135M on a mix of suites (their own stop strings, lengths up to 64 tokens)."""
+def test_continuous_equals_static_on_smollm2(monkeypatch) -> None:
+    """The embedded SmolLM2-135M on a mix of suites (their own stop strings, lengths up to 64 tokens), with
+    the default prefix sharing and with every common prefix shared (MIN_SAVED=1)."""
+    from harness.engines import prefix
     from harness.registry import Registry
     from harness.suites import get_suite, load_items
     from harness.weights import materialise
@@ -138,8 +140,9 @@ def test_continuous_equals_static_on_smollm2() -> None:
     except Exception as e:  # noqa: BLE001 - no embedded model on this machine
         pytest.skip(f"embedded model unavailable: {e}")
     outs = {}
-    for batching in ("static", "continuous"):
-        e = make_engine("hf", batch_size=6, batching=batching)
+    for batching, min_saved in (("static", 64), ("continuous", 64), ("shared", 1)):
+        monkeypatch.setattr(prefix, "MIN_SAVED", min_saved)
+        e = make_engine("hf", batch_size=6, batching="static" if batching == "static" else "continuous")
         e.load(model_dir)
         outs[batching] = []
         for name in ("countdown", "arithmetic", "capitals", "elements", "gsm8k", "ifeval"):
@@ -149,6 +152,7 @@ def test_continuous_equals_static_on_smollm2() -> None:
             outs[batching] += e.generate(prompts, dec)
         e.close()
     assert outs["continuous"] == outs["static"]
+    assert outs["shared"] == outs["static"]
     assert {c.finish_reason for c in outs["static"]} == {"stop", "length"}
 
 
