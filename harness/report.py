@@ -301,11 +301,12 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
         for s in comp.summaries:
             d = by.get((s.checkpoint, suite))
             if d is None:
-                cells.append({"text": "—", "sign": 0, "target": False, "detail": ""})
+                cells.append({"text": "—", "delta": "", "sign": 0, "target": False, "detail": ""})
                 continue
             cells.append(
                 {
-                    "text": f"{d.score:.1f} ({d.delta:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}])",
+                    "text": f"{d.score:.1f}",
+                    "delta": f"{d.delta:+.1f} [{d.ci_low:+.1f}, {d.ci_high:+.1f}]",
                     "sign": _sign((d.ci_low, d.ci_high)),
                     "target": d.is_target,
                     "detail": f"q={d.q_value:.2g}  −{d.forgotten}/+{d.learned}  n={d.n}",
