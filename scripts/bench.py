@@ -69,6 +69,8 @@ SHAPES = {  # Llama-family shapes for the GPU mode (random weights; only the ari
                          num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True),
     "llama-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                      num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=512, tie_word_embeddings=True),  # smoke test of this mode
 }  # fmt: skip
 
 
@@ -306,20 +308,24 @@ def bench_gpu(a: argparse.Namespace) -> None:
     from tests.tiny import build_tiny_model
 
     device = a.device or "cuda"
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     tok = AutoTokenizer.from_pretrained(build_tiny_model(Path(tempfile.mkdtemp()) / "tok"))  # template + ids < 400
-    x = torch.empty(1 << 28, dtype=torch.bfloat16, device=device)  # 512 MiB: copy bandwidth = read + write
+    x = torch.empty(1 << (28 if cuda else 24), dtype=torch.bfloat16, device=device)  # copy bandwidth = read + write
     y = torch.empty_like(x)
     y.copy_(x)
-    torch.cuda.synchronize()
+    sync()
     t = time.perf_counter()
     for _ in range(10):
         y.copy_(x)
-    torch.cuda.synchronize()
+    sync()
     bw = 2 * x.numel() * x.element_size() * 10 / (time.perf_counter() - t)
     del x, y
-    print(json.dumps({"device": torch.cuda.get_device_name(), "copy_bandwidth_GBs": round(bw / 1e9)}), flush=True)
+    name = torch.cuda.get_device_name(device) if cuda else device
+    print(json.dumps({"device": name, "copy_bandwidth_GBs": round(bw / 1e9)}), flush=True)
     words = "The capital of France is Paris. What is 17 + 25? Reason step by step.".split()
-    for shape, dims in SHAPES.items():
+    for shape in a.shapes:
+        dims = SHAPES[shape]
         cfg = LlamaConfig(**dims, max_position_embeddings=4096, bos_token_id=tok.bos_token_id,
                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
         torch.manual_seed(0)
@@ -337,17 +343,18 @@ def bench_gpu(a: argparse.Namespace) -> None:
             ]
             dec = Decoding(max_new_tokens=a.max_new_tokens)  # random weights: rows rarely end early
             engine.generate(prompts[:2], Decoding(max_new_tokens=4))
-            torch.cuda.synchronize()
+            sync()
             t = time.perf_counter()
             tokens = sum(c.n_tokens for c in engine.generate(prompts, dec))
-            torch.cuda.synchronize()
+            sync()
             dt = time.perf_counter() - t
             floor = batch * bw / weight_bytes  # tokens/s if a step cost only one read of the weights
             row = {"model": shape, "path": path, "weights_GB": round(weight_bytes / 1e9, 2), "batch": batch}
             row |= {"tokens": tokens, "seconds": round(dt, 2), "tok_s": round(tokens / dt), "floor_tok_s": round(floor)}
             print(json.dumps(row | {"of_floor": round(tokens / dt / floor, 2)}), flush=True)
         del model, engine
-        torch.cuda.empty_cache()
+        if cuda:
+            torch.cuda.empty_cache()
 
 
 CHOICE_SUITES = ("arc_challenge", "winogrande", "hellaswag")
@@ -453,6 +460,7 @@ def main() -> None:
     ap.add_argument("--checkpoints", nargs="*", default=None, help="compare: ids (default the demo's three)")
     ap.add_argument("--device", default=None, help="gpu: torch device (default cuda)")
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 32, 128], help="gpu: batch sizes")
+    ap.add_argument("--shapes", nargs="*", default=["smollm2-135m", "llama-1b"], choices=sorted(SHAPES), help="gpu")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="gpu: tokens per row")
     a = ap.parse_args()
     if a.quick:
