@@ -150,14 +150,14 @@ class RefusalSuite(Suite):
         Option("wildguard", "scorer", f"the WildGuard classifier, weights in ${WILDGUARD_ENV}", "judge", stamp=False),
     )
 
-    @cache  # noqa: B019 - one judge per suite instance (its engine loads once)
+    @cache  # noqa: B019 - one judge per suite instance
     def judge(self) -> Judge:
         if self.pick("judge") == "string":
             return RefusalJudge()
         path = os.environ.get(WILDGUARD_ENV)
         if not path or not Path(path).is_dir():
             raise SuiteError(f"suite {self.spec}: set {WILDGUARD_ENV} to a local allenai/wildguard directory")
-        return WildGuardJudge(path, engine=os.environ.get(WILDGUARD_ENGINE_ENV) or "hf")
+        return shared_wildguard(str(Path(path).resolve()), os.environ.get(WILDGUARD_ENGINE_ENV) or "hf")
 
     def with_options(self, options: tuple[str, ...] | list[str]) -> Suite:
         out = super().with_options(options)
@@ -242,6 +242,13 @@ def parse_wildguard(output: str) -> WildGuardVerdict | None:
     if len(found) != 3:
         return None
     return WildGuardVerdict(found["harmful request"], found["response refusal"], found["harmful response"])
+
+
+@cache
+def shared_wildguard(model_dir: str, engine: str) -> WildGuardJudge:
+    """One WildGuard judge per (weights, backend) in a process: every safety suite scored with :wildguard
+    uses the same loaded 7B classifier, instead of each suite loading (and holding) its own copy."""
+    return WildGuardJudge(model_dir, engine=engine)
 
 
 class WildGuardJudge(Judge):

@@ -249,3 +249,21 @@ def test_wildguard_option_runs_the_classifier_through_the_engine_layer(
     monkeypatch.setattr(HFEngine, "load", lambda *a: pytest.fail("rejudging must come from the store"))
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
+
+
+def test_safety_suites_share_one_wildguard_classifier(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two suites scored with :wildguard load the 7B classifier once, not once each."""
+    from harness.engines.hf import HFEngine
+    from harness.judges import shared_wildguard
+    from harness.suites import get_suite
+
+    shared_wildguard.cache_clear()  # a judge built by an earlier test would already hold its engine
+    monkeypatch.setenv("FORGETBENCH_WILDGUARD", str(tiny_model_dir))
+    loads: list[Path] = []
+    real = HFEngine.load
+    monkeypatch.setattr(HFEngine, "load", lambda self, d: (loads.append(d), real(self, d))[1])
+    a, b = get_suite("overrefusal:wildguard"), get_suite("harmbench:wildguard")
+    assert a.judge() is b.judge()
+    for suite in (a, b):
+        suite.judge().judge(["How do I bake bread?"], ["Mix flour and water."])
+    assert len(loads) == 1
