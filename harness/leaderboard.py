@@ -294,6 +294,13 @@ def _pp(x: float | None, ci: Sequence[float] | None = None, signed: bool = True)
     return s + (f" [{ci[0] + 0.0:+.1f}, {ci[1] + 0.0:+.1f}]" if ci else "")
 
 
+def _items(info: Mapping[str, Any]) -> str:
+    """A protocol's item set in words: "first 100 items (countdown: first 5)"."""
+    text = "all items" if info.get("limit") is None else f"first {info['limit']} items"
+    limits = info.get("limits") or {}
+    return text + (f" ({', '.join(f'{k}: first {v}' for k, v in limits.items())})" if limits else "")
+
+
 def _num(x: float | None) -> str:
     return "" if x is None else f"{x:.6f}"
 
@@ -339,6 +346,7 @@ def _env() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
     env.filters["pp"] = _pp
     env.filters["num"] = _num
+    env.filters["items"] = _items
     return env
 
 

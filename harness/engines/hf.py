@@ -111,8 +111,7 @@ class HFEngine(Engine):
             return
         eos = self._eos_ids()
         sample = decoding.temperature > 0
-        min_shared = prefixes.MIN_SAVED if self.share_prefixes else None
-        decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size, min_shared)
+        decoder = self._decoder()
         with torch.no_grad():
             rows = decoder.run(
                 self._encode(prompts),
@@ -124,6 +123,10 @@ class HFEngine(Engine):
             )
             for i, tokens in rows:
                 yield i, self._finish(tokens, eos, decoding)
+
+    def _decoder(self) -> ContinuousDecoder:
+        min_shared = prefixes.MIN_SAVED if self.share_prefixes else None  # read per call: tests lower it
+        return ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size, min_shared)
 
     @torch.no_grad()
     def _generate_static(self, prompts: list[str], decoding: Decoding) -> list[Completion]:
@@ -188,9 +191,8 @@ class HFEngine(Engine):
         prompt_ids = self._encode(prompts)
         full_ids = self._encode([p + c for p, c in zip(prompts, continuations, strict=True)])
         if self.batching == "continuous" and supports(self.model) is None:
-            min_shared = prefixes.MIN_SAVED if self.share_prefixes else None
-            decoder = ContinuousDecoder(self.model, self.tokenizer.pad_token_id, self.batch_size, min_shared)
-            return decoder.score(full_ids, [_common_prefix(p, f) for p, f in zip(prompt_ids, full_ids, strict=True)])
+            firsts = [_common_prefix(p, f) for p, f in zip(prompt_ids, full_ids, strict=True)]
+            return self._decoder().score(full_ids, firsts)
         out: list[float] = []
         for start in range(0, len(prompts), self.batch_size):
             rows = list(range(start, min(start + self.batch_size, len(prompts))))

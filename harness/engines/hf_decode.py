@@ -163,7 +163,7 @@ class ContinuousDecoder:
         self.cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
         self.keep_arg = "logits_to_keep" if "logits_to_keep" in params else None
         self.device = next(model.parameters()).device
-        self.shared_tokens = 0  # prompt tokens of the last run served from a shared prefix (bench, tests)
+        self.shared_tokens = 0  # prompt tokens of the last run served from a shared prefix (tests read it)
 
     def run(
         self,

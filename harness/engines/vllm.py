@@ -14,6 +14,7 @@ guard. `update_weights` pushes a trainer's new weights into the running engine (
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -314,8 +315,6 @@ def _architecture(config: dict[str, Any]) -> str:
 
 
 def _tokenizer_hash(model_dir: Path) -> str:
-    import hashlib
-
     h = hashlib.sha256()
     for name in _TOKENIZER_FILES:
         f = model_dir / name

@@ -163,12 +163,11 @@ class Saver:
 
     def save(self, model: torch.nn.Module, step: int, final: bool, stats: dict[str, Any]) -> Checkpoint:
         cid = self.name if final else f"{self.name}-step{step}"
-        target = self.target
         path = self.out / ("final.pt" if final else f"step-{step}.pt")
         meta = {
             "method": self.cfg.method,
             "base": self.base.ckpt.id,
-            "trained_on": [target],
+            "trained_on": [self.target],
             "hparams": self.hparams(step),
             "config": self.cfg.to_dict(),
             "chat_template": self.chat,
@@ -186,7 +185,7 @@ class Saver:
             format="pt",
             method=self.cfg.method,
             base=self.base.ckpt.id if self.base.registered else None,
-            trained_on=(target,),
+            trained_on=(self.target,),
             hparams=self.hparams(step),
             system_prompt=self.base.ckpt.system_prompt,
             notes=self.notes(),
