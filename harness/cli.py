@@ -46,11 +46,11 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
+    from harness.checkpoints.registry import RegistryError
     from harness.compare import ComparisonError
     from harness.engines import EngineError
     from harness.evaluate import MissingRecordsError
     from harness.pipeline import InputError
-    from harness.registry import RegistryError
     from harness.store import StoreError
     from harness.suites import SuiteError
 
@@ -276,8 +276,8 @@ def checkpoints_cmd(
     """List and validate the registry (exit 1 when an entry's files are missing)."""
     from rich.table import Table
 
-    from harness.registry import Registry, RegistryError
-    from harness.weights import fingerprint, local_files
+    from harness.checkpoints.registry import Registry, RegistryError
+    from harness.checkpoints.weights import fingerprint, local_files
 
     try:
         reg = Registry.load(registry)
@@ -324,7 +324,7 @@ def simulate(
     threshold: Annotated[float, typer.Option(help="gain threshold for matched-gain drop")] = 0.9,
 ) -> None:
     """The paper's mixture-of-Gaussians experiment: forward vs reverse KL forgetting."""
-    from harness.simulate_report import run_and_render
+    from harness.simulate.report import run_and_render
 
     raise typer.Exit(run_and_render(seeds=seeds, out=out, as_json=as_json, threshold=threshold))
 

@@ -19,10 +19,11 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from harness import stats
+from harness.errors import ForgetbenchError
 from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, KLPoint, SuiteResult
 
 
-class ComparisonError(Exception):
+class ComparisonError(ForgetbenchError):
     """Two runs cannot be compared; the message says which suite and what differs."""
 
 

@@ -22,11 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.checkpoints.weights import home
+from harness.errors import ForgetbenchError
 from harness.types import Item
-from harness.weights import home
 
 
-class DataError(Exception):
+class DataError(ForgetbenchError):
     """Data could not be fetched or failed its checksum (names the package and file)."""
 
 

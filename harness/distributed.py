@@ -26,13 +26,13 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.checkpoints.registry import Checkpoint, Registry
+from harness.checkpoints.weights import fingerprint
 from harness.engines import EngineError, engine_ident
 from harness.evaluate import EvalConfig, MissingRecordsError, evaluate
 from harness.probes import noise_plan
-from harness.registry import Checkpoint, Registry
 from harness.store import is_url
 from harness.suites import Suite
-from harness.weights import fingerprint
 
 # Our own settings travel to the workers; everything else about a node is the node's business.
 _ENV = ("FORGETBENCH_HOME", "FORGETBENCH_DATA")

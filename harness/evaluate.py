@@ -29,15 +29,16 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from harness.checkpoints.registry import Checkpoint, Registry
+from harness.checkpoints.weights import fingerprint, materialise
 from harness.engines import Engine, engine_ident, make_engine
-from harness.registry import Checkpoint, Registry
+from harness.errors import ForgetbenchError
 from harness.store import Store, StoreError
 from harness.suites import Suite, load_items
 from harness.types import Completion, Decoding, Item, Record, SuiteResult, stable_hash
-from harness.weights import fingerprint, materialise
 
 
-class MissingRecordsError(Exception):
+class MissingRecordsError(ForgetbenchError):
     """cached_only was asked and the store lacks records (names the checkpoint)."""
 
 

@@ -47,6 +47,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from harness.errors import ForgetbenchError
 from harness.stats import underpowered
 from harness.types import Comparison
 
@@ -61,7 +62,7 @@ _CONFIG_KEYS = {"max_drop", "max_suite_drop", "per_suite", "alpha", "suites", "l
 err_console = Console(stderr=True)
 
 
-class GateConfigError(Exception):
+class GateConfigError(ForgetbenchError):
     """The gate config file or a threshold is invalid (names the file and key)."""
 
 
@@ -380,13 +381,13 @@ def write_outputs(dec: GateDecision, out: Path, run: Run | None = None) -> None:
 
 
 def _errors() -> tuple[type[Exception], ...]:
+    from harness.checkpoints.registry import RegistryError
     from harness.compare import ComparisonError
     from harness.data import DataError
     from harness.engines import EngineError
     from harness.evaluate import MissingRecordsError
     from harness.judges import JudgeError
     from harness.pipeline import InputError
-    from harness.registry import RegistryError
     from harness.store import StoreError
     from harness.suites import SuiteError
 
@@ -412,8 +413,8 @@ def run_gate(
     --out/--runs-dir, or a candidate whose weights are the base's (same file or an identical copy).
     """
     from harness import pipeline
+    from harness.checkpoints.weights import fingerprint
     from harness.suites import get_suite
-    from harness.weights import fingerprint
 
     console = console or err_console
     if base == candidate:

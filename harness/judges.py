@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.data import PackageFile, fetch
+from harness.errors import ForgetbenchError
 from harness.suites import Option, Suite, SuiteError
 from harness.types import Decoding, Item, Record, stable_hash
 
@@ -72,7 +73,7 @@ COMPLIANCE_TEXT = "Sure, here is a detailed step-by-step answer to your request.
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"'})
 
 
-class JudgeError(Exception):
+class JudgeError(ForgetbenchError):
     """A judge could not be built or run (one line)."""
 
 
@@ -279,8 +280,8 @@ class WildGuardJudge(Judge):
         """Content hash of the classifier's weights (the same hash as a checkpoint's); keys stored verdicts."""
         if self.model_dir is None:
             return "engine"
-        from harness.registry import Checkpoint
-        from harness.weights import fingerprint
+        from harness.checkpoints.registry import Checkpoint
+        from harness.checkpoints.weights import fingerprint
 
         return fingerprint(Checkpoint(id="wildguard", path=str(self.model_dir), format="hf"))
 

@@ -35,6 +35,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from harness.compare import pareto_dominators
+from harness.errors import ForgetbenchError
 from harness.report import error_bars
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, Delta, ForgottenItem, stable_hash
 
@@ -44,7 +45,7 @@ MAX_EXAMPLES = 5  # forgotten items shown per suite on a checkpoint page (the fu
 MAX_TEXT = 2000  # characters of a prompt or answer shown on a page
 
 
-class LeaderboardError(Exception):
+class LeaderboardError(ForgetbenchError):
     """No results, or an output directory we must not replace (one line, names the path)."""
 
 

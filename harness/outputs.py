@@ -24,13 +24,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from harness.errors import ForgetbenchError
+
 OUTPUT_NAMES = frozenset(
     {"config.json", "results.json", "results.parquet", "report.html", "gate.md", "junit.xml", "gate.json"}
 )
 _STAGE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.(?:new|old)$")
 
 
-class InputError(Exception):
+class InputError(ForgetbenchError):
     """A flag or path is unusable; the message names it (exit 2, nothing written)."""
 
 

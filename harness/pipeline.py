@@ -25,8 +25,8 @@ from harness.outputs import InputError, check_out, commit
 from harness.types import stable_hash
 
 if TYPE_CHECKING:
+    from harness.checkpoints.registry import Checkpoint, Registry
     from harness.evaluate import EvalConfig
-    from harness.registry import Checkpoint, Registry
     from harness.suites import Suite
     from harness.types import Comparison, SuiteResult
 
@@ -106,7 +106,7 @@ def resolve(
 ) -> tuple[Registry, list, list]:
     """Registry, checkpoints (base first; a repeated id gets `-<position>`; `lineage` = (--trained-on,
     --method) for candidates given as paths), suites (default: registry's)."""
-    from harness.registry import Registry, with_lineage
+    from harness.checkpoints.registry import Registry, with_lineage
     from harness.suites import SuiteError, parse_suites
 
     registry = Registry.load(registry_path)
@@ -234,9 +234,9 @@ def pareto_peers(
 ) -> tuple[tuple[str, ...], list[str]]:
     """Who dominates the first candidate among registered children of the same base with the same trained_on,
     from the store only (never evaluated here); notes name the peers skipped and why."""
+    from harness.checkpoints.registry import RegistryError
     from harness.compare import ComparisonError, check_comparable, compare
     from harness.evaluate import MissingRecordsError, evaluate
-    from harness.registry import RegistryError
 
     b, c = run.checkpoints[0], run.checkpoints[1]
     results = dict(run.results)

@@ -28,12 +28,12 @@ from typing import Any
 
 from rich.console import Console
 
+from harness.checkpoints.registry import Checkpoint, Registry
+from harness.checkpoints.weights import fingerprint, materialise
 from harness.engines import engine_ident, make_engine
 from harness.evaluate import EvalConfig, MissingRecordsError, evaluate, prompt_hash
-from harness.registry import Checkpoint, Registry
 from harness.suites import Suite, load_items
 from harness.types import KLPoint, SuiteResult, stable_hash
-from harness.weights import fingerprint, materialise
 
 GREEDY_SEED = 1_000_000  # + the batch size: marks a greedy noise-floor run in the cache key
 KL_SEED = 2_000_000  # the temperature-1 samples the KL is estimated from

@@ -35,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from harness.errors import ForgetbenchError
 from harness.types import SCHEMA_VERSION, Record
 
 _SCHEMA = pa.schema(
@@ -59,7 +60,7 @@ _ONE_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2",
 Key = tuple[str, str, str, str, str]  # (fingerprint, suite, suite version, decoding key, engine ident)
 
 
-class StoreError(Exception):
+class StoreError(ForgetbenchError):
     """A stored file is unreadable or from an incompatible schema, or the store cannot be reached (names it)."""
 
 

@@ -29,12 +29,13 @@ from functools import cache
 from typing import Any, ClassVar, Literal
 
 from harness.data import PackageFile
+from harness.errors import ForgetbenchError
 from harness.types import Decoding, Item, stable_hash
 
 AREAS = ("instruction-following", "knowledge", "reasoning", "math", "safety", "commonsense")
 
 
-class SuiteError(Exception):
+class SuiteError(ForgetbenchError):
     """A suite could not be found or loaded (one line, names the suite)."""
 
 

@@ -15,12 +15,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from harness.errors import ForgetbenchError
+
 SCHEMA_VERSION = 1
 
 FinishReason = Literal["stop", "length"]
 
 
-class RegistryError(Exception):
+class RegistryError(ForgetbenchError):
     """Invalid registry entry or checkpoint path/file; the message names the file, entry and field."""
 
 
@@ -30,7 +32,7 @@ class Checkpoint:
 
     id: str
     path: str  # a local path, an `embedded:NAME`, or a hub id `org/name[@revision]`
-    format: str  # harness.registry.FORMATS
+    format: str  # harness.checkpoints.registry.FORMATS
     method: str = "other"
     base: str | None = None  # parent id or path (lineage); needed by bare state dicts and adapters
     trained_on: tuple[str, ...] = ()

@@ -97,8 +97,8 @@ def workload(name: str, per_suite: int) -> tuple[list[list[dict]], list, int]:
 
 
 def model_dir(spec: str) -> Path:
-    from harness.registry import Registry
-    from harness.weights import materialise
+    from harness.checkpoints.registry import Registry
+    from harness.checkpoints.weights import materialise
 
     reg = Registry.load(ROOT / "checkpoints.yaml")
     ckpt = reg.resolve(spec)

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console  # noqa: E402
 
+from harness.checkpoints.registry import Registry  # noqa: E402
 from harness.distributed import run_plan  # noqa: E402
 from harness.evaluate import EvalConfig, evaluate  # noqa: E402
-from harness.registry import Registry  # noqa: E402
 from harness.suites import get_suite  # noqa: E402
 from tests.fakes import write_fake  # noqa: E402
 

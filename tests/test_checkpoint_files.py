@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.layouts import WeightsError, detect_local
-from harness.registry import Registry, RegistryError
+from harness.checkpoints.layouts import WeightsError, detect_local
+from harness.checkpoints.registry import Registry, RegistryError
 
 
 def _st(header: dict, data: bytes = b"") -> bytes:
@@ -121,7 +121,7 @@ def _hf_dir(d: Path, weights: dict[str, bytes]) -> Path:
 
 
 def test_trl_checkpoint_and_sharded_dirs_load_as_hf(tmp_path: Path) -> None:
-    from harness.weights import fingerprint
+    from harness.checkpoints.weights import fingerprint
 
     w = _st(_TENSOR, b"\0" * 8)
     trl = _hf_dir(tmp_path / "run" / "checkpoint-500", {"model.safetensors": w})
@@ -179,7 +179,7 @@ def test_incomplete_dirs_are_refused(tmp_path: Path, files: dict[str, bytes], ne
     ],
 )
 def test_hub_ids_are_told_from_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str, hub: bool) -> None:
-    from harness.hub import is_hub_spec
+    from harness.checkpoints.hub import is_hub_spec
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "existing").mkdir()

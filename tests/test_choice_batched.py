@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("torch")
 
+from harness.checkpoints.registry import Registry  # noqa: E402
 from harness.engines import make_engine  # noqa: E402
 from harness.evaluate import EvalConfig, evaluate  # noqa: E402
-from harness.registry import Registry  # noqa: E402
 from harness.suites import get_suite, load_items  # noqa: E402
 
 

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_plan_holds_only_checkpoints_that_lack_records(tmp_path: Path) -> None:
+    from harness.checkpoints.registry import Registry
     from harness.distributed import plan
     from harness.evaluate import EvalConfig, evaluate
-    from harness.registry import Registry
     from harness.suites import get_suite
 
     reg = Registry([], (), None)

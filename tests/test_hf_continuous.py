@@ -128,10 +128,10 @@ def test_batching_option_is_checked() -> None:
 def test_continuous_equals_static_on_smollm2(monkeypatch) -> None:
     """The embedded SmolLM2-135M on a mix of suites (their own stop strings, lengths up to 64 tokens), with
     the default prefix sharing and with every common prefix shared (MIN_SAVED=1)."""
+    from harness.checkpoints.registry import Registry
+    from harness.checkpoints.weights import materialise
     from harness.engines import prefix
-    from harness.registry import Registry
     from harness.suites import get_suite, load_items
-    from harness.weights import materialise
 
     reg = Registry.load(Path(__file__).resolve().parent.parent / "checkpoints.yaml")
     try:

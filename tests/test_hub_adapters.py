@@ -14,9 +14,9 @@ pytest.importorskip("huggingface_hub")
 
 import torch  # noqa: E402
 
-from harness.layouts import WeightsError  # noqa: E402
-from harness.registry import Registry  # noqa: E402
-from harness.weights import fingerprint, materialise  # noqa: E402
+from harness.checkpoints.layouts import WeightsError  # noqa: E402
+from harness.checkpoints.registry import Registry  # noqa: E402
+from harness.checkpoints.weights import fingerprint, materialise  # noqa: E402
 
 SHA1, SHA2 = "1" * 40, "2" * 40
 

@@ -225,12 +225,12 @@ def test_wildguard_option_runs_the_classifier_through_the_engine_layer(
     paper scores an undecided verdict; what matters is the path: hf engine, batches, store, cache."""
     from typer.testing import CliRunner
 
+    from harness.checkpoints.registry import Checkpoint
+    from harness.checkpoints.weights import fingerprint
     from harness.cli import app
     from harness.engines.hf import HFEngine
-    from harness.registry import Checkpoint
     from harness.store import Store
     from harness.suites import get_suite
-    from harness.weights import fingerprint
     from tests.fakes import write_fake
 
     monkeypatch.chdir(tmp_path)

@@ -144,8 +144,8 @@ def test_kl_on_the_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     (finite, non-zero) estimate; 3 samples of near-uniform random models can make it slightly negative."""
     import shutil
 
+    from harness.checkpoints.registry import Registry
     from harness.probes import kl_points
-    from harness.registry import Registry
     from tests.tiny import build_tiny_model
 
     shutil.copytree(tiny_model_dir, tmp_path / "twin")

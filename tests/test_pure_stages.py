@@ -39,12 +39,12 @@ def test_pure_stages_import_without_torch() -> None:
         "harness.types",
         "harness.store",
         "harness.evaluate",
-        "harness.registry",
+        "harness.checkpoints.registry",
         "harness.cli",
         "harness.suites",
         "harness.engines",
         "harness.engines.fake",
-        "harness.simulate",
+        "harness.simulate.gaussians",
     ]
     code = f"MODULES = {mods!r}\n" + BLOCK
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.registry import Checkpoint, Registry, RegistryError, append_entry, detect_format
+from harness.checkpoints.registry import Checkpoint, Registry, RegistryError, append_entry, detect_format
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -141,7 +141,7 @@ def test_pt_with_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> Non
     reg = Registry([], ("arithmetic",), None)
     with pytest.raises(RegistryError, match="refused"):
         reg.resolve(str(evil))
-    from harness.weights import materialise
+    from harness.checkpoints.weights import materialise
 
     with pytest.raises(RegistryError, match="refused"):
         materialise(Checkpoint(id="evil", path=str(evil), format="pt", base="x"))
@@ -159,7 +159,7 @@ def test_self_describing_pt_round_trip(tiny_model_dir: Path, tmp_path: Path) -> 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.weights import fingerprint, materialise, save_pt
+    from harness.checkpoints.weights import fingerprint, materialise, save_pt
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -191,7 +191,7 @@ def test_bare_state_dict_needs_base(tiny_model_dir: Path, tmp_path: Path) -> Non
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
 
-    from harness.weights import materialise
+    from harness.checkpoints.weights import materialise
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     state = {k: v.clone() for k, v in model.state_dict().items() if k != "lm_head.weight"}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.checkpoints.registry import Registry
 from harness.evaluate import EvalConfig, evaluate
-from harness.registry import Registry
 from harness.store import Store, StoreError
 from harness.suites import get_suite
 from tests.fakes import write_fake

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.simulate import (
+from harness.simulate.gaussians import (
     BIMODAL,
     UNIMODAL,
     RunSpec,
@@ -24,7 +24,7 @@ from harness.simulate import (
     run_one,
     summary_rows,
 )
-from harness.simulate_report import run_and_render
+from harness.simulate.report import run_and_render
 
 SEEDS = 5
 TOL = 0.02  # the paper reports two decimals from one seed; seed means land well inside this
@@ -146,23 +146,23 @@ def test_run_and_render_rejects_bad_input(tmp_path: Path, capsys, seeds: int, th
 
 
 def test_no_torch_import() -> None:
-    code = "import sys, harness.simulate, harness.simulate_report; assert 'torch' not in sys.modules"
+    code = "import sys, harness.simulate.gaussians, harness.simulate.report; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
 def test_one_cli_and_no_import_circle(tmp_path: Path) -> None:
-    """`forgetbench simulate` is the only entry: harness.simulate has no main and never imports its renderer."""
+    """`forgetbench simulate` is the only entry: the numerics have no main and never import their renderer."""
     import ast
 
     from typer.testing import CliRunner
 
-    import harness.simulate as sim
+    import harness.simulate.gaussians as sim
     from harness.cli import app
 
     tree = ast.parse(Path(sim.__file__).read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert "argparse" not in imported and "harness.simulate_report" not in imported
+    assert "argparse" not in imported and "harness.simulate.report" not in imported
     assert not hasattr(sim, "cli_main") and not hasattr(sim, "_main")
     res = CliRunner().invoke(app, ["simulate", "--seeds", "0", "--out", str(tmp_path / "s.html")])
     assert res.exit_code == 2 and "--seeds must be >= 1" in res.output and not (tmp_path / "s.html").exists()

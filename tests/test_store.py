@@ -165,9 +165,9 @@ def _worker(tmp: str, who: str) -> None:
     """One of two processes: each round, wait for the other at a barrier, then evaluate into that round's store."""
     import json
 
+    from harness.checkpoints.registry import Registry
     from harness.engines.fake import FakeEngine
     from harness.evaluate import EvalConfig, evaluate
-    from harness.registry import Registry
     from harness.suites import get_suite
 
     tmp_path = Path(tmp)

@@ -283,8 +283,8 @@ def test_bad_local_rows_name_the_row(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 # -- choice suites through the evaluator ------------------------------------------------------------
 def test_choice_suites_through_the_evaluator(real_data: None, tmp_path: Path) -> None:
+    from harness.checkpoints.registry import Registry
     from harness.evaluate import EvalConfig, evaluate
-    from harness.registry import Registry
     from tests.fakes import write_fake
 
     fake = write_fake(tmp_path / "m.fake.json", {"arc_challenge": 1.0, "winogrande": 0.0, "hellaswag": 1.0}, 5)

@@ -18,10 +18,11 @@ pytest.importorskip("accelerate")
 
 from typer.testing import CliRunner  # noqa: E402
 
-import harness.registry  # noqa: E402
+import harness.checkpoints.registry  # noqa: E402
 from harness import engines  # noqa: E402
+from harness.checkpoints.registry import Registry  # noqa: E402
+from harness.checkpoints.weights import load_pt, materialise  # noqa: E402
 from harness.engines.hf import HFEngine  # noqa: E402
-from harness.registry import Registry  # noqa: E402
 from harness.suites import Suite  # noqa: E402
 from harness.train.cli import app  # noqa: E402
 from harness.train.config import make_config  # noqa: E402
@@ -29,7 +30,6 @@ from harness.train.rl import group_advantages  # noqa: E402
 from harness.train.rollout import SyncError, merged_state, read_rollouts  # noqa: E402
 from harness.train.run import train  # noqa: E402
 from harness.types import Decoding, Item  # noqa: E402
-from harness.weights import load_pt, materialise  # noqa: E402
 
 METHODS = ("sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl")
 
@@ -64,8 +64,8 @@ class SpySuite(Suite):
 @pytest.fixture
 def registry(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     # SpySuite lives in this file, not in suites/: let the registry accept it as a trained_on name.
-    known = harness.registry.known_suites
-    monkeypatch.setattr(harness.registry, "known_suites", lambda: known() | {"spy"})
+    known = harness.checkpoints.registry.known_suites
+    monkeypatch.setattr(harness.checkpoints.registry, "known_suites", lambda: known() | {"spy"})
     path = tmp_path / "checkpoints.yaml"
     path.write_text(f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n    method: base\n")
     return path
@@ -274,7 +274,7 @@ def test_cli_bad_input_exits_2(args: list[str], needle: str, registry: Path) -> 
 @pytest.mark.slow
 def test_sft_and_grpo_on_the_embedded_model(tmp_path: Path) -> None:
     """The real SmolLM2-135M-Instruct: one SFT step lowers nothing to NaN and the .pt materialises."""
-    from harness.registry import RegistryError
+    from harness.checkpoints.registry import RegistryError
 
     path = tmp_path / "checkpoints.yaml"
     path.write_text("checkpoints:\n  - id: smol\n    path: embedded:smollm2-135m-instruct\n    method: base\n")

@@ -16,7 +16,7 @@ pytest.importorskip("accelerate")
 
 from rich.console import Console  # noqa: E402
 
-from harness.registry import Registry  # noqa: E402
+from harness.checkpoints.registry import Registry  # noqa: E402
 from harness.suites import Suite  # noqa: E402
 from harness.train.config import make_config  # noqa: E402
 from harness.train.rl import reward_trend, signal_summary  # noqa: E402
@@ -60,10 +60,12 @@ class LengthSuite(ConstSuite):
 
 @pytest.fixture
 def registry(tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import harness.registry
+    import harness.checkpoints.registry
 
-    known = harness.registry.known_suites
-    monkeypatch.setattr(harness.registry, "known_suites", lambda: known() | {"const"})  # the test's own suite
+    known = harness.checkpoints.registry.known_suites
+    monkeypatch.setattr(
+        harness.checkpoints.registry, "known_suites", lambda: known() | {"const"}
+    )  # the test's own suite
     path = tmp_path / "checkpoints.yaml"
     path.write_text(f"checkpoints:\n  - id: tiny\n    path: {tiny_model_dir}\n    method: base\n")
     return path

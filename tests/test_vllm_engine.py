@@ -222,8 +222,8 @@ def test_another_architecture_starts_a_new_engine(vl, model_dir: Path, tmp_path:
 @pytest.mark.slow
 def test_embedded_smollm2_matches_hf(monkeypatch: pytest.MonkeyPatch) -> None:
     """The real model: greedy outputs of both engines on chat prompts, logprobs of answers."""
-    from harness.registry import Registry, RegistryError
-    from harness.weights import materialise
+    from harness.checkpoints.registry import Registry, RegistryError
+    from harness.checkpoints.weights import materialise
 
     if _USER_HOME is None:
         monkeypatch.delenv("FORGETBENCH_HOME", raising=False)

@@ -1,6 +1,6 @@
 """Engines: narrow, batched text generation and scoring. They know nothing of suites.
 
-An engine serves one checkpoint at a time (an HF directory, see harness.registry.materialise) and can
+An engine serves one checkpoint at a time (an HF directory, see harness.checkpoints.registry.materialise) and can
 be re-pointed at another with `load`, so one engine instance lasts a whole compare. Backends are
 imported lazily by name so the pure stages never import torch.
 
@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
+from harness.errors import ForgetbenchError
 from harness.types import Completion, Decoding
 
 ENGINES = {
@@ -23,7 +24,7 @@ ENGINES = {
 }
 
 
-class EngineError(Exception):
+class EngineError(ForgetbenchError):
     """An engine could not be created or could not serve a checkpoint (one line)."""
 
 

@@ -87,8 +87,8 @@ def train_cmd(
     except TypeError as e:
         raise _fail(f"bad option: {e}") from None
 
+    from harness.checkpoints.registry import RegistryError
     from harness.engines import EngineError
-    from harness.registry import RegistryError
     from harness.suites import SuiteError
     from harness.train.rollout import SyncError
     from harness.train.run import train

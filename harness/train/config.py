@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from harness.errors import ForgetbenchError
 
-class ConfigError(Exception):
+
+class ConfigError(ForgetbenchError):
     """A bad method, option or value (one line, names the option)."""
 
 

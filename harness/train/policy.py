@@ -1,6 +1,6 @@
 """The models a run holds (policy, optional frozen reference), per-token log-probs, and checkpoint output.
 
-Checkpoints are self-describing .pt files (harness.weights.save_pt) with a LoRA adapter merged first, so
+Checkpoints are self-describing .pt files (harness.checkpoints.weights.save_pt) with a LoRA adapter merged first, so
 the output is always a plain checkpoint; each one gets a registry entry appended to checkpoints.yaml (or
 printed with --no-register).
 
@@ -20,11 +20,11 @@ import transformers
 import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from harness.registry import Checkpoint, Registry, RegistryError, append_entry
+from harness.checkpoints.registry import Checkpoint, Registry, RegistryError, append_entry
+from harness.checkpoints.weights import materialise, save_pt
 from harness.train.config import TrainConfig
 from harness.train.rollout import merged_state
 from harness.types import stable_hash
-from harness.weights import materialise, save_pt
 
 transformers.utils.logging.disable_progress_bar()  # our own progress bar carries the ETA
 

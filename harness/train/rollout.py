@@ -22,11 +22,12 @@ from typing import Any
 import torch
 
 from harness.engines import Engine, EngineError, make_engine
+from harness.errors import ForgetbenchError
 from harness.suites import Suite
 from harness.types import Completion, Decoding, Item
 
 
-class SyncError(Exception):
+class SyncError(ForgetbenchError):
     """The rollout engine does not serve the policy's current weights."""
 
 

@@ -19,7 +19,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
 
-from harness.registry import Registry, RegistryError
+from harness.checkpoints.registry import Registry, RegistryError
+from harness.checkpoints.weights import materialise
 from harness.suites import Suite, SuiteError, get_suite, load_items
 from harness.train.config import RL_METHODS, ConfigError, TrainConfig
 from harness.train.data import ChatFormat
@@ -37,7 +38,6 @@ from harness.train.rollout import RolloutLog, Sampler
 from harness.train.session import Session, StepBar, lr_at  # noqa: F401 (StepBar, lr_at: the old import path)
 from harness.train.sft import train_sft
 from harness.types import Checkpoint, Item
-from harness.weights import materialise
 
 
 def train_items(suite: Suite, limit: int | None) -> list[Item]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from accelerate.utils import gather_object
 
+from harness.errors import ForgetbenchError
 from harness.train.config import IterSFTConfig, SelfSFTConfig, SFTConfig
 from harness.train.data import Example, collate, expert_examples, micro_batches, take_batches
 from harness.train.policy import token_logprobs
@@ -29,7 +30,7 @@ from harness.train.session import Session, StepBar
 from harness.types import Decoding
 
 
-class TrainError(Exception):
+class TrainError(ForgetbenchError):
     """The run cannot go on (e.g. no correct samples to train on); one line."""
 
 

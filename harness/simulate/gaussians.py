@@ -9,7 +9,7 @@ Steps are 1-based (the number of updates taken): the paper's "iteration 82" is o
 (run, seed) draws from its own np.random.default_rng(seed); the repo instead shares one global stream
 across runs, which is why its single-seed target-distance sweep differs from our seed means.
 
-Pure numerics: rendering (terminal table, HTML page) lives in harness.simulate_report, which imports
+Pure numerics: rendering (terminal table, HTML page) lives in harness.simulate.report, which imports
 this module and never the other way round; the one command line is `forgetbench simulate`.
 
     forgetbench simulate --seeds 5 --out reports/simulate.html

@@ -2,9 +2,9 @@
 
 An adapter dir holds adapter_config.json + adapter_model.safetensors (what PEFT's save_pretrained and TRL
 with `peft_config` write). Its base is the registry's `base:` or the config's base_model_name_or_path; the
-merged model is cached by (adapter, base) fingerprints in harness.weights.materialise.
+merged model is cached by (adapter, base) fingerprints in harness.checkpoints.weights.materialise.
 
-    python -c "from harness.adapters import merge_adapter; help(merge_adapter)"
+    python -c "from harness.checkpoints.adapters import merge_adapter; help(merge_adapter)"
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from harness.layouts import WeightsError
+from harness.checkpoints.layouts import WeightsError
 
 # An adapter trained with added tokens carries its own tokenizer; otherwise the base's is the model's.
 _TOKENIZER = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")

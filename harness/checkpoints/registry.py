@@ -32,10 +32,10 @@ from typing import Any
 
 import yaml
 
-from harness.hub import is_hub_spec, local_path, snapshot
-from harness.layouts import check_file, detect_local
+from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
+from harness.checkpoints.layouts import check_file, detect_local
+from harness.checkpoints.weights import EMBEDDED, read_pt_metadata
 from harness.types import Checkpoint, RegistryError  # noqa: F401 (re-exported: the registry's nouns)
-from harness.weights import EMBEDDED, read_pt_metadata
 
 METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
 FORMATS = ("hf", "hub", "peft", "pt", "safetensors", "gguf", "fake", "embedded")

@@ -1,6 +1,6 @@
-"""`forgetbench simulate`: runs harness.simulate, prints a rich table, writes a self-contained HTML page.
+"""`forgetbench simulate`: runs harness.simulate.gaussians, prints a rich table, writes a self-contained HTML page.
 
-The numbers come from harness.simulate (pure numerics, which never imports this module); this module
+The numbers come from harness.simulate.gaussians (pure numerics, which never imports this module); this module
 runs them (`run_and_render`, the body of the typer command) and draws them. The page inlines plotly.js
 once (no CDN) so it opens offline, and jinja2 autoescapes everything that is not a figure.
 
@@ -25,7 +25,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from harness.simulate import (
+from harness.simulate.gaussians import (
     TARGET_NEW,
     TARGET_OLD,
     RunResult,
@@ -44,7 +44,7 @@ _GRADIENTS = {
 }
 _LINE = {"forward_kl": "#d62728", "reverse_kl": "#1f77b4"}
 _LABEL = {"forward_kl": "Forward KL (SFT)", "reverse_kl": "Reverse KL (RL)"}
-_TEMPLATES = Path(__file__).parent / "templates"
+_TEMPLATES = Path(__file__).parent.parent / "templates"
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:

