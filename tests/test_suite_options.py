@@ -36,7 +36,7 @@ def test_specs_parse_into_suites_with_options() -> None:
         (",", "suite spec ',': empty suite name"),
         ("countdown,", "suite spec 'countdown,': empty suite name"),
         ("nope", "unknown suite 'nope' in spec 'nope'"),
-        ("mmlu:strict", "suite spec 'mmlu:strict': unknown option 'strict' for mmlu (options: paper, lenient)"),
+        ("mmlu:strict", "unknown option 'strict' for mmlu (options: paper, lenient, package, hub, data=PATH)"),
         ("mmlu:", "suite spec 'mmlu:': expected name[:option[+option]]"),
         ("mmlu:lenient+", "suite spec 'mmlu:lenient+': expected name[:option[+option]]"),
         ("mmlu:paper+lenient", "options of one group exclude each other"),

@@ -20,24 +20,18 @@ import pandas as pd
 import pytest
 
 from harness.data import DataError, fetch
-from harness.suites import SuiteError, get_suite
+from harness.suites import Suite, SuiteError, get_suite
 from harness.types import Item
 
 MB = "All work and no play makes Jack a dull boy. " * 23_000  # ~1 MB
 OLMO_SUITES = ("mmlu", "gsm8k", "math500", "arc_challenge", "hellaswag", "winogrande")
-HUB_ENVS = {
-    "mmlu": "FORGETBENCH_MMLU",
-    "gsm8k": "FORGETBENCH_GSM8K",
-    "math500": "FORGETBENCH_MATH500",
-    "arc_challenge": "FORGETBENCH_ARC_CHALLENGE",
-    "hellaswag": "FORGETBENCH_HELLASWAG",
-    "winogrande": "FORGETBENCH_WINOGRANDE",
-}
 
 
 @pytest.fixture(autouse=True)
-def _package_sources(monkeypatch: pytest.MonkeyPatch) -> None:
-    for env in (*HUB_ENVS.values(), "FORGETBENCH_MMLU_SCORER", "FORGETBENCH_MATH_SCORER"):
+def _no_retired_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.suites import RETIRED_ENV
+
+    for env in RETIRED_ENV:  # a user's old setting would make get_suite refuse (they are options now)
         monkeypatch.delenv(env, raising=False)
 
 
@@ -196,18 +190,18 @@ def _write(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def _use(monkeypatch: pytest.MonkeyPatch, name: str, path: Path) -> None:
-    monkeypatch.setenv(HUB_ENVS[name], str(path))
+def _use(name: str, path: Path) -> Suite:
+    """The suite reading a local copy in the hub schema: the option `name:data=PATH`."""
+    return get_suite(f"{name}:data={path}")
 
 
-def test_mmlu_hub_loader_on_cais_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+def test_mmlu_hub_loader_on_cais_parquet(tmp_path: Path, no_network: None) -> None:
     rows = [
         {"question": f"Q{i}?", "subject": "anatomy" if i % 2 else "virology", "choices": ["a", "b", "c", "d"],
          "answer": i % 4}
         for i in range(14)
     ]  # fmt: skip
-    _use(monkeypatch, "mmlu", _write(tmp_path / "test-00000-of-00001.parquet", rows))
-    suite = get_suite("mmlu")
+    suite = _use("mmlu", _write(tmp_path / "test-00000-of-00001.parquet", rows))
     ev, tr = suite.load("eval"), suite.load("train")
     assert (len(ev), len(tr)) == (2, 12) and "file-" in suite.data_version
     assert {it.id for it in ev + tr} == {f"mmlu-{s}-{k:04d}" for s in ("anatomy", "virology") for k in range(7)}
@@ -215,29 +209,27 @@ def test_mmlu_hub_loader_on_cais_parquet(tmp_path: Path, monkeypatch: pytest.Mon
     assert it.data["choices"] == ["a", "b", "c", "d"] and suite.score(it, f"The answer is: {it.data['answer']}")
 
 
-def test_math_hub_loaders_on_local_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+def test_math_hub_loaders_on_local_files(tmp_path: Path, no_network: None) -> None:
     math_rows = [
         {"problem": "Compute $\\frac{1}{2}+\\frac{1}{2}$.", "solution": "It is $\\boxed{1}$.", "answer": "1",
          "subject": "Algebra", "level": 1, "unique_id": "test/algebra/1.json"},
         {"problem": "Simplify $\\sqrt{12}$.", "solution": "$\\sqrt{12} = \\boxed{2\\sqrt{3}}$", "answer": "2\\sqrt{3}",
          "subject": "Algebra", "level": 2, "unique_id": "test/algebra/2.json"},
     ]  # fmt: skip
-    _use(monkeypatch, "math500", _write(tmp_path / "test.jsonl", math_rows))
-    math = get_suite("math500")
+    math = _use("math500", _write(tmp_path / "test.jsonl", math_rows))
     items = math.load()
     assert [it.data["answer"] for it in items] == ["1", "2\\sqrt{3}"] and items[1].data["subject"] == "Algebra"
     assert math.score(items[1], "so \\boxed{\\sqrt{12}}") == 1.0 and math.score(items[1], "\\boxed{3}") == 0.0
     assert "Reason about the problem" in math.prompt(items[0])[0]["content"]
 
     gsm_rows = [{"question": "Tom has 3 apples and buys 1,000 more. How many?", "answer": "3+1000=1003\n#### 1,003"}]
-    _use(monkeypatch, "gsm8k", _write(tmp_path / "test-00000-of-00001.parquet", gsm_rows))
-    gsm = get_suite("gsm8k")
+    gsm = _use("gsm8k", _write(tmp_path / "test-00000-of-00001.parquet", gsm_rows))
     (item,) = gsm.load()
     assert item.data["answer"] == "1003" and gsm.score(item, "He has 1,003 apples.") == 1.0
     assert gsm.score(item, "\\boxed{1004}") == 0.0
 
 
-def test_choice_hub_loaders_on_local_parquet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
+def test_choice_hub_loaders_on_local_parquet(tmp_path: Path, no_network: None) -> None:
     arc = [{"id": "Mercury_1", "question": "Which is a metal?",
             "choices": {"text": ["wood", "iron", "glass"], "label": ["A", "B", "C"]}, "answerKey": "B"}]  # fmt: skip
     hs = [{"ind": 4, "activity_label": "Baking", "ctx_a": "A man mixes flour.", "ctx_b": "he",
@@ -245,40 +237,39 @@ def test_choice_hub_loaders_on_local_parquet(tmp_path: Path, monkeypatch: pytest
            "source_id": "x", "split": "val", "split_type": "indomain", "label": "0"}]  # fmt: skip
     wg = [{"sentence": "The cup fell off the table because _ was slippery.", "option1": "the cup",
            "option2": "the table", "answer": "2"}]  # fmt: skip
-    for name, rows in (("arc_challenge", arc), ("hellaswag", hs), ("winogrande", wg)):
-        _use(monkeypatch, name, _write(tmp_path / f"{name}.parquet", rows))
-    a, h, w = (get_suite(n).load()[0] for n in ("arc_challenge", "hellaswag", "winogrande"))
-    assert a.id == "arc_challenge-Mercury_1" and get_suite("arc_challenge").reference(a) == "iron"
-    assert get_suite("hellaswag").prompt(h)[0]["content"].endswith("Baking: A man mixes flour. He")
-    assert get_suite("hellaswag").choices(h)[0] == "bakes bread. Done."
-    assert get_suite("winogrande").choices(w) == ["the cup was slippery.", "the table was slippery."]
-    assert get_suite("winogrande").prompt(w)[0]["content"].endswith("The cup fell off the table because")
+    suites = {name: _use(name, _write(tmp_path / f"{name}.parquet", rows)) for name, rows in
+              (("arc_challenge", arc), ("hellaswag", hs), ("winogrande", wg))}  # fmt: skip
+    a, h, w = (suites[n].load()[0] for n in ("arc_challenge", "hellaswag", "winogrande"))
+    assert a.id == "arc_challenge-Mercury_1" and suites["arc_challenge"].reference(a) == "iron"
+    assert suites["hellaswag"].prompt(h)[0]["content"].endswith("Baking: A man mixes flour. He")
+    assert suites["hellaswag"].choices(h)[0] == "bakes bread. Done."
+    assert suites["winogrande"].choices(w) == ["the cup was slippery.", "the table was slippery."]
+    assert suites["winogrande"].prompt(w)[0]["content"].endswith("The cup fell off the table because")
     for name, item in (("arc_challenge", a), ("hellaswag", h), ("winogrande", w)):
-        suite = get_suite(name)
+        suite = suites[name]
         assert suite.score(item, suite.reference(item)) == 1.0 and suite.score(item, suite.wrong(item)) == 0.0
     with pytest.raises(SuiteError, match="train needs the wheel"):
-        get_suite("arc_challenge").load("train")
+        suites["arc_challenge"].load("train")
 
 
 def test_hub_source_offline_fails_with_one_clear_line(monkeypatch: pytest.MonkeyPatch, no_network: None) -> None:
-    import suites.wildjailbreak as hub
+    import suites._hub as hub
 
     # An offline machine: the hub probe fails at once (huggingface_hub reads HF_HUB_OFFLINE only at import,
     # so the variable set by no_network may come too late for it in a long test session).
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.delenv("HF_DATASETS_OFFLINE")
     monkeypatch.setattr(hub, "_hub_reachable", lambda timeout=3.0: False)
-    monkeypatch.setenv("FORGETBENCH_GSM8K", "hub")
-    suite = get_suite("gsm8k")
+    suite = get_suite("gsm8k:hub")
     assert suite.data_version == "1+hub" and "math-verify" in suite.scorer_version
     with pytest.raises(SuiteError, match="openai/gsm8k.*not reachable"):
         suite.load()
 
 
-def test_bad_local_rows_name_the_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _use(monkeypatch, "winogrande", _write(tmp_path / "bad.jsonl", [{"sentence": "no blank", "answer": "1"}]))
+def test_bad_local_rows_name_the_row(tmp_path: Path) -> None:
+    suite = _use("winogrande", _write(tmp_path / "bad.jsonl", [{"sentence": "no blank", "answer": "1"}]))
     with pytest.raises(SuiteError, match="row 0"):
-        get_suite("winogrande").load()
+        suite.load()
 
 
 # -- choice suites through the evaluator ------------------------------------------------------------
@@ -358,6 +349,8 @@ def test_lmeval_is_a_family_named_by_task(monkeypatch: pytest.MonkeyPatch) -> No
         get_suite("lmeval")
     with pytest.raises(SuiteError, match="exactly one lm-eval task"):
         get_suite("lmeval:a+b")
+    with pytest.raises(SuiteError, match=r"unknown option 'data=x' for lmeval \(options: <task>, include=DIR\)"):
+        get_suite("lmeval:a+data=x")
     monkeypatch.setitem(sys.modules, "lm_eval", None)  # as if lm-eval were not installed
     with pytest.raises(SuiteError, match="lmeval:arc_easy needs lm-eval"):
         parse_suites("countdown,lmeval:arc_easy")

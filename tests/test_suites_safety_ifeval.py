@@ -188,11 +188,7 @@ def test_ifeval_rlvr_translates_open_instruct_ground_truth(gt: dict, good: str, 
     assert not all(check(f, kw, bad, "Say hi.") for f, kw in checks), checks
 
 
-def test_ifeval_rlvr_hub_loader_on_a_local_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
-    from suites import ifeval_rlvr
-
+def test_ifeval_rlvr_hub_loader_on_a_local_file(tmp_path: Path, no_network: None) -> None:
     rows = [
         {
             "messages": [
@@ -207,8 +203,7 @@ def test_ifeval_rlvr_hub_loader_on_a_local_file(
     ]
     path = tmp_path / "rlvr.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    monkeypatch.setenv(ifeval_rlvr.ENV, str(path))
-    suite = get_suite("ifeval_rlvr")
+    suite = get_suite(f"ifeval_rlvr:data={path}")
     ev, tr = suite.load("eval"), suite.load("train")
     assert (len(ev), len(tr)) == (2000, 5) and "file-" in suite.data_version
     assert {it.data["prompt"] for it in ev}.isdisjoint({it.data["prompt"] for it in tr})
@@ -269,13 +264,10 @@ WGT_ROWS = [
 ]
 
 
-def test_wildjailbreak_hub_loader_on_a_local_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
+def test_wildjailbreak_hub_loader_on_a_local_file(tmp_path: Path, no_network: None) -> None:
     path = tmp_path / "eval.tsv"
     path.write_text(WJB_TSV)
-    monkeypatch.setenv("FORGETBENCH_WILDJAILBREAK", str(path))
-    suite = get_suite("wildjailbreak")
+    suite = get_suite(f"wildjailbreak:data={path}")
     items = suite.load()
     assert [it.data["harmful"] for it in items] == [True, False] and suite.needs_hub and "file-" in suite.data_version
     assert suite.prompt(items[0])[0]["content"].startswith("Imagine you are a villain")
@@ -285,9 +277,7 @@ def test_wildjailbreak_hub_loader_on_a_local_file(
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
-def test_wildguardtest_hub_loader_on_a_local_file(
-    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: None
-) -> None:
+def test_wildguardtest_hub_loader_on_a_local_file(fmt: str, tmp_path: Path, no_network: None) -> None:
     path = tmp_path / f"test.{fmt}"
     if fmt == "jsonl":
         path.write_text("\n".join(json.dumps(r) for r in WGT_ROWS))
@@ -295,38 +285,28 @@ def test_wildguardtest_hub_loader_on_a_local_file(
         import pandas as pd
 
         pd.DataFrame(WGT_ROWS).to_parquet(path)
-    monkeypatch.setenv("FORGETBENCH_WILDGUARDTEST", str(path))
-    suite = get_suite("wildguardtest")
+    suite = get_suite(f"wildguardtest:data={path}")
     items = suite.load()
     assert [it.data["harmful"] for it in items] == [True, False]
     assert suite.score(items[0], REFUSAL_TEXT) == 1.0 and suite.score(items[1], "Run kill PID.") == 1.0
 
 
-@pytest.mark.parametrize(
-    ("name", "env"),
-    [
-        ("wildjailbreak", "FORGETBENCH_WILDJAILBREAK"),
-        ("wildguardtest", "FORGETBENCH_WILDGUARDTEST"),
-        ("ifeval_rlvr", ""),
-    ],
-)
-def test_hub_loaders_fail_fast_on_an_offline_machine(name: str, env: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("spec", ["wildjailbreak", "wildguardtest", "ifeval_rlvr:hub"])
+def test_hub_loaders_fail_fast_on_an_offline_machine(spec: str, monkeypatch: pytest.MonkeyPatch) -> None:
     _block_network(monkeypatch)
-    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "FORGETBENCH_WILDJAILBREAK", "FORGETBENCH_WILDGUARDTEST"):
+    for var in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("FORGETBENCH_IFEVAL_RLVR", "hub")
     start = time.perf_counter()
-    with pytest.raises(SuiteError, match="needs hub data"):
-        get_suite(name).load()
+    with pytest.raises(SuiteError, match=f"needs hub data.*--suites {spec.split(':')[0]}:data=PATH"):
+        get_suite(spec).load()
     assert time.perf_counter() - start < 5
 
 
-def test_gated_loader_rejects_a_bad_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gated_loader_rejects_a_bad_label(tmp_path: Path) -> None:
     path = tmp_path / "eval.jsonl"
     path.write_text(json.dumps({"adversarial": "x", "label": "maybe", "data_type": "?"}))
-    monkeypatch.setenv("FORGETBENCH_WILDJAILBREAK", str(path))
     with pytest.raises(SuiteError, match="row 0"):
-        get_suite("wildjailbreak").load()
+        get_suite(f"wildjailbreak:data={path}").load()
 
 
 def test_ifeval_unknown_instruction_is_refused_when_scored() -> None:
