@@ -106,7 +106,8 @@ def test_a_local_file_reaches_config_json_and_its_version(tmp_path: Path, monkey
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     sha = hashlib.sha256(data.read_bytes()).hexdigest()[:12]
     assert config["suites"] == [f"gsm8k:data={data.resolve()}"]
-    assert config["suite_versions"]["gsm8k"]["data"] == f"1+file-{sha}"
+    versions = config.get("versions") or config["suite_versions"]  # the key's name after / before issue 19's rename
+    assert versions["gsm8k"]["data"] == f"1+file-{sha}"
     scores = json.loads((tmp_path / "out" / "results.json").read_text())["scores"]
     assert scores == {"a": {"gsm8k": 100.0}, "b": {"gsm8k": 0.0}}  # the local file's 3 items were scored
 
