@@ -123,7 +123,7 @@ def find_runs(root: Path) -> list[Path]:
 def protocol_of(data: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """What must match for two numbers to be ranked together: suites@version, decoding, item set (limit)."""
     meta = data.get("meta", {})
-    versions, decoding = meta.get("suite_versions", {}), meta.get("decoding", {})
+    versions, decoding = meta.get("data_versions") or meta.get("suite_versions", {}), meta.get("decoding", {})
     suites = sorted(data.get("suites", []))
     info = {
         "suites": [f"{s}@{versions.get(s, '?')}" for s in suites],

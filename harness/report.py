@@ -251,6 +251,11 @@ def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]
 # -- tables -----------------------------------------------------------------------------------------------
 
 
+def _data_versions(meta: Mapping[str, Any]) -> dict[str, str]:
+    """suite -> data version from a comparison's meta (outputs before the one-name rename say "suite_versions")."""
+    return dict(meta.get("data_versions") or meta.get("suite_versions") or {})
+
+
 def _ci(x: float | None, ci: tuple[float, float] | None) -> str:
     if x is None:
         return "—"
@@ -322,7 +327,7 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
                 "noise_detail": "" if nf is None else f"{nf.flips} flips; {nf.change}",
                 "suite": suite,
                 "area": areas.get(suite, ""),
-                "version": comp.meta.get("suite_versions", {}).get(suite, ""),
+                "version": _data_versions(comp.meta).get(suite, ""),
                 "base": "—" if base is None else f"{base:.1f}",
                 "cells": cells,
             }
@@ -415,10 +420,10 @@ def results_frame(comp: Comparison) -> pa.Table:
                     "drop": s.drop,
                 }
             )
-    versions = comp.meta.get("suite_versions", {})
+    versions = _data_versions(comp.meta)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     table = {c: [r.get(c) for r in rows] for c in columns}
-    table["suite_version"] = [versions.get(r["suite"]) for r in rows]
+    table["data_version"] = [versions.get(r["suite"]) for r in rows]
     table["schema"] = [SCHEMA_VERSION] * len(rows)
     return pa.table(table)
 
