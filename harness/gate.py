@@ -65,6 +65,7 @@ from harness.commandline import (
     fail_line,
 )
 from harness.errors import ForgetbenchError
+from harness.fmt import pp as _pp
 from harness.stats import underpowered
 from harness.types import Comparison
 
@@ -297,13 +298,6 @@ def _code(text: object) -> str:
 def _xml(text: object) -> str:
     """XML 1.0 cannot carry control characters (ElementTree would write them raw: an unreadable file)."""
     return _XML_BAD.sub("\ufffd", str(text))
-
-
-def _pp(x: float | None, ci: tuple[float, float] | None = None) -> str:
-    if x is None:
-        return "—"
-    # + 0.0 turns -0.0 into 0.0: a drop of "-0.0" reads like a gain
-    return f"{x + 0.0:+.1f}" + (f" [{ci[0] + 0.0:+.1f}, {ci[1] + 0.0:+.1f}]" if ci else "")
 
 
 def markdown(dec: GateDecision) -> str:

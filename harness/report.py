@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
+from harness.fmt import pp as _ci
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -254,12 +255,6 @@ def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]
 def _data_versions(meta: Mapping[str, Any]) -> dict[str, str]:
     """suite -> data version from a comparison's meta (outputs before the one-name rename say "suite_versions")."""
     return dict(meta.get("data_versions") or meta.get("suite_versions") or {})
-
-
-def _ci(x: float | None, ci: tuple[float, float] | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
 
 
 def summary_rows(comp: Comparison) -> list[dict[str, Any]]:
