@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
@@ -40,7 +39,7 @@ def fail_line(msg: str) -> None:
 class _Known:
     """Runs a command and turns a known error into one line and its exit code (the one catch)."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ForgetbenchError as e:
