@@ -60,5 +60,5 @@ def test_hub_paths_are_declared_by_the_hub_extra() -> None:
     have = declared()
     assert "hub" in have["datasets"] and "hub" in have["huggingface-hub"]
     imports = third_party_imports()
-    assert "suites/wildjailbreak.py" in imports["datasets"]  # the suites' shared hub loader
+    assert "suites/_hub.py" in imports["datasets"]  # the suites' shared hub loader
     assert "harness/checkpoints/hub.py" in imports["huggingface_hub"]
