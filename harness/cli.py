@@ -49,6 +49,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
     from harness.checkpoints.registry import RegistryError
     from harness.compare import ComparisonError
     from harness.engines import EngineError
+    from harness.errors import ForgetbenchError
     from harness.evaluate import MissingRecordsError
     from harness.pipeline import InputError
     from harness.store import StoreError
@@ -62,6 +63,7 @@ def _known_errors() -> tuple[type[Exception], ...]:
         ComparisonError,
         StoreError,
         MissingRecordsError,
+        ForgetbenchError,
         FileNotFoundError,
     )
 
@@ -220,13 +222,9 @@ def eval_cmd(
         pipeline.check_flags(limit, max_new_tokens, None, batch_size)
         reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
         pipeline.check_runs_dir(runs_dir)
-        results = evaluate(
-            reg,
-            ckpts,
-            suite_objs,
-            _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt),
-            console=err_console,
-        )
+        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt)
+        pipeline.check_config(cfg, suite_objs)
+        results = evaluate(reg, ckpts, suite_objs, cfg, console=err_console)
     except _known_errors() as e:
         raise _fail(str(e)) from None
     print_scores(out_console, results)
@@ -248,7 +246,7 @@ def report(
         ev = config["eval"]
         cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         suites = ",".join(config["suites"])
-        registry = Path(config["registry"] or "checkpoints.yaml")
+        registry = Path(config["registry"]) if config["registry"] else None  # none then: none now
         n_boot = config.get("n_boot", 1000)
         probes = config.get("probes")  # an older dir has none
         _compare_and_write(

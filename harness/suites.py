@@ -30,6 +30,7 @@ from typing import Any, ClassVar, Literal
 
 from harness.data import PackageFile
 from harness.errors import ForgetbenchError
+from harness.fsio import did_you_mean
 from harness.types import Decoding, Item, stable_hash
 
 AREAS = ("instruction-following", "knowledge", "reasoning", "math", "safety", "commonsense")
@@ -152,7 +153,8 @@ class Suite:
         for n in options:
             if n not in by_name:
                 known = ", ".join(o.name for o in self.options) or "none"
-                raise SuiteError(f"suite spec {spec!r}: unknown option {n!r} for {self.name} (options: {known})")
+                hint = did_you_mean(n, by_name)
+                raise SuiteError(f"suite spec {spec!r}: unknown option {n!r}{hint} for {self.name} (options: {known})")
         if len(set(options)) != len(options):
             raise SuiteError(f"suite spec {spec!r}: an option is given twice")
         groups = [by_name[n].group for n in options if by_name[n].group]
@@ -262,7 +264,8 @@ def get_suite(spec: str) -> Suite:
         return families[name](options)
     if name not in suites:
         known = ", ".join([*sorted(suites), *(f"{f}:<task>" for f in sorted(families))])
-        raise SuiteError(f"unknown suite {name!r} in spec {spec!r}; known: {known}")
+        hint = did_you_mean(name, [*suites, *families])
+        raise SuiteError(f"unknown suite {name!r}{hint} in spec {spec!r}; known: {known}")
     return suites[name].with_options(options) if options else suites[name]
 
 
