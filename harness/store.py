@@ -116,11 +116,14 @@ class Store:
             self.root: Path | str = path.rstrip("/")
             protocol = self._fs.protocol if isinstance(self._fs.protocol, str) else self._fs.protocol[0]
             self._one_put = protocol in _ONE_PUT
+            # file:// is this machine's disk: its parts and claim files get the local no-follow writes and reads
+            self._disk = protocol in ("file", "local")
             from harness.claims import ClaimFiles
 
             self._claims = ClaimFiles(self._fs, self._write, settle_s=settle_s, stale_s=stale_s)
         else:
             self.root = Path(root)
+            self._disk = True
 
     # -- paths ----------------------------------------------------------------------------------------
     def _join(self, *parts: str) -> Path | str:
@@ -153,7 +156,7 @@ class Store:
 
     def _read(self, path: Path | str) -> bytes | None:
         try:
-            return read_nofollow(Path(path)) if self._fs is None else self._fs.cat_file(path)
+            return read_nofollow(Path(path)) if self._disk else self._fs.cat_file(path)
         except FileNotFoundError:
             return None
         except UnsafePathError as e:
@@ -162,7 +165,7 @@ class Store:
     def _write(self, path: Path | str, data: bytes) -> None:
         """Commit `data` at `path` whole or not at all, under a per-writer temp name (no collisions)."""
         try:
-            if self._fs is None:  # no link planted below the store's root is followed
+            if self._disk:  # no link planted below the store's root is followed
                 atomic_write(Path(path), data, within=Path(self.root))
             elif self._one_put:
                 self._fs.pipe_file(path, data)  # an object appears whole or not at all

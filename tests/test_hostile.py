@@ -16,9 +16,11 @@ import errno
 import json
 import os
 import pickle
+import random
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -123,10 +125,11 @@ def test_store_refuses_a_planted_claim_lock_link_and_leaves_its_target_alone(tmp
     assert victim.read_text() == "precious"
 
 
-def test_store_refuses_a_linked_folder_or_part_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("url", [False, True])
+def test_store_refuses_a_linked_folder_or_part_file(tmp_path: Path, url: bool) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    store = Store(tmp_path / "runs")
+    store = Store(f"file://{tmp_path}/runs" if url else tmp_path / "runs")
     (tmp_path / "runs" / "records").mkdir(parents=True)
     (tmp_path / "runs" / "records" / "fp1").symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(StoreError, match="symbolic link"):
@@ -365,6 +368,23 @@ def test_a_kill_at_the_swap_leaves_a_whole_site(tmp_path: Path, monkeypatch: pyt
     except KeyboardInterrupt:
         pass
     assert (site / "index.html").is_file() and (site / SITE_MARKER).is_file()
+
+
+def test_kill_9_during_builds_never_leaves_a_half_site(tmp_path: Path) -> None:
+    root, site = _site(tmp_path)
+    code = (
+        "from pathlib import Path; from harness.leaderboard import build_site as b\n"
+        f"while True: b(Path({str(root)!r}), Path({str(site)!r}))"
+    )
+    rng = random.Random(0)
+    for _ in range(4):
+        proc = subprocess.Popen([sys.executable, "-c", code], env=os.environ | {"PYTHONPATH": os.getcwd()})
+        time.sleep(rng.uniform(1.0, 2.5))
+        proc.kill()
+        proc.wait()
+        assert {p.name for p in site.iterdir()} >= {"index.html", SITE_MARKER, "leaderboard.json", "reports"}
+    build_site(root, site)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == []
 
 
 def test_stale_build_dirs_of_dead_processes_are_cleaned(tmp_path: Path) -> None:
