@@ -11,6 +11,10 @@ never loads a model, and writes a site that works from file:// and any static ho
     site/assets/plotly.min.js       plotly.js, once, locally (no CDN)
     site/leaderboard.json           the same numbers for machines
 
+The site is built in a fresh directory beside --out and swapped in with one rename (harness/outputs.py): a
+kill leaves the previous site or the new one, two builds both succeed, and a run that cannot be read (bad
+JSON, a field of the wrong shape, a report.html that is a link) is skipped with one warning naming it.
+
 Runs whose suite versions, decoding or item set (limit) differ measure different things: they get a different
 protocol key (hash of suite@version + decoding + limit) and are never ranked in one table. Rebuilding is
 deterministic: the same inputs give the same bytes except the one "generated" line of index.html.

@@ -8,7 +8,9 @@ one `--out` each commit a whole unit; the last one wins. Stage dirs of dead proc
 next commit. Readers skip hidden dirs (the leaderboard does).
 
 An existing `--out` is only replaced when it holds nothing but files forgetbench writes (OUTPUT_NAMES):
-`--out reports` must never swap away a record store.
+`--out reports` must never swap away a record store. A symlinked `--out` is refused in one line (the swap
+would replace the link itself and leave its target stale); `commit(check=...)` lets the leaderboard use the
+same unit swap with its own rule for what it may replace.
 
     python -m pytest tests/test_outputs.py -q
 """
