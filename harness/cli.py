@@ -143,6 +143,7 @@ def eval_cmd(
     cfg = eval_config(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
     reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
     pipeline.check_runs_dir(runs_dir)
+    pipeline.check_config(cfg, suite_objs)
     print_scores(out_console, evaluate(reg, ckpts, suite_objs, cfg, console=err_console))
 
 
@@ -162,7 +163,7 @@ def report(
         ev = config["eval"]
         cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         suites = ",".join(config["suites"])
-        registry = Path(config["registry"] or "checkpoints.yaml")
+        registry = Path(config["registry"]) if config["registry"] else None  # none then: none now
         n_boot = config.get("n_boot", 1000)
         probes = config.get("probes")  # an older dir has none
         _compare_and_write(

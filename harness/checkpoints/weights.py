@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import io
 import json
 import os
 import pickle
@@ -30,6 +31,7 @@ from typing import Any
 
 from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
 from harness.checkpoints.layouts import TRAINER_STATE, WeightsError, check_file
+from harness.fsio import UnsafePathError, atomic_write, inside, read_nofollow, safe_name
 from harness.places import home
 from harness.types import Checkpoint, RegistryError
 
@@ -90,7 +92,7 @@ def _content_hash(path: Path) -> str:
     memo_path = home() / "fingerprints.json"
     key = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()
     memo = _read_json(memo_path)
-    if key in memo:
+    if isinstance(memo.get(key), str):
         return memo[key]
     h = hashlib.sha256()
     for f in files:
@@ -100,23 +102,20 @@ def _content_hash(path: Path) -> str:
                 h.update(chunk)
     fp = h.hexdigest()[:20]
     memo[key] = fp
-    _write_json_atomic(memo_path, memo)
+    try:  # a memo only: a read-only or full $FORGETBENCH_HOME costs a re-hash next time, nothing else
+        atomic_write(memo_path, json.dumps(memo))
+    except (OSError, UnsafePathError):
+        pass
     return fp
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    """The fingerprint memo; anything that is not a JSON object (`[]`, garbage, a link) is recomputed."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        doc = json.loads(read_nofollow(path))
+    except (OSError, ValueError, UnsafePathError):
         return {}
-
-
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh)
-    os.replace(tmp, path)
+    return doc if isinstance(doc, dict) else {}
 
 
 # -- the .pt format -----------------------------------------------------------------------------------
@@ -136,7 +135,28 @@ def load_pt(path: Path) -> dict[str, Any]:
         raise RegistryError(f"{path}: cannot read .pt file: {str(e).splitlines()[0][:200]}") from None
     if not isinstance(obj, dict):
         raise RegistryError(f"{path}: expected a dict (state dict or forgetbench .pt), got {type(obj).__name__}")
+    if is_self_describing(obj):
+        check_embedded(obj, path)
     return obj
+
+
+def check_embedded(obj: dict[str, Any], path: Path) -> None:
+    """The parts of a self-describing .pt are data: tokenizer file names are plain names we know (a name
+    like ../../x or /etc/x would choose where a file lands), contents are text, config and metadata mappings."""
+    files = obj.get("tokenizer", {})
+    if not isinstance(files, dict):
+        raise WeightsError(f"{path}: embedded 'tokenizer' must be a mapping of file name to text")
+    for name, text in files.items():
+        safe_name(name, f"{path}: embedded tokenizer file")
+        if name not in _TOKENIZER_FILES:
+            raise WeightsError(
+                f"{path}: embedded tokenizer file {name!r:.80} is not one of {', '.join(_TOKENIZER_FILES)}"
+            )
+        if not isinstance(text, str):
+            raise WeightsError(f"{path}: embedded tokenizer file {name!r} is not text")
+    for key in ("config", "metadata"):
+        if not isinstance(obj.get(key, {}), dict):
+            raise WeightsError(f"{path}: embedded {key!r} must be a mapping")
 
 
 def is_self_describing(obj: dict[str, Any]) -> bool:
@@ -167,11 +187,9 @@ def save_pt(path: Path, model: Any, tokenizer: Any, metadata: dict[str, Any]) ->
         "state_dict": state,
         "metadata": json.loads(json.dumps(metadata, default=str)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp_path)
-    os.replace(tmp_path, path)
-    return path
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    return atomic_write(path, buf.getvalue())
 
 
 # -- materialise: any format -> a cached HF dir -------------------------------------------------------
@@ -201,7 +219,10 @@ def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
     out = home() / "models" / fp
     if (out / "config.json").exists():
         return out
-    tmp = Path(tempfile.mkdtemp(dir=_mkdir(home() / "models"), prefix=f".{fp}."))
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=_mkdir(home() / "models"), prefix=f".{fp}."))
+    except OSError as e:
+        raise WeightsError(f"$FORGETBENCH_HOME {home()}: cannot write the model cache ({e.strerror or e})") from None
     try:
         if ckpt.format in ("gguf", "embedded"):
             path = embedded_path(ckpt.path) if ckpt.format == "embedded" else Path(ckpt.path)
@@ -265,8 +286,8 @@ def _write_hf(out: Path, config: dict[str, Any], tokenizer_files: dict[str, str]
     if model_config.tie_word_embeddings:
         model.tie_weights()
     model.save_pretrained(out)
-    for name, text in tokenizer_files.items():
-        (out / name).write_text(text)
+    for name, text in tokenizer_files.items():  # names checked in load_pt; checked again where they land
+        atomic_write(inside(out, name, what="tokenizer file"), text, within=out)
 
 
 def _from_base(ckpt: Checkpoint, bases: Sequence[Checkpoint], out: Path, state: dict[str, Any]) -> None:

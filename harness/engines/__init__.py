@@ -22,6 +22,14 @@ ENGINES = {
     "hf": "harness.engines.hf:HFEngine",
     "vllm": "harness.engines.vllm:VLLMEngine",
 }
+# What each backend takes as --engine-opt KEY=VALUE, checked before any model (or torch) loads, so a typo
+# fails even on a fully cached run. None: any key (vllm passes them on to vllm.LLM, which checks them).
+# dtype and batch_size have their own flags (--dtype is part of the cache key).
+ENGINE_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "fake": (),
+    "hf": ("device", "batching", "share_prefixes"),
+    "vllm": None,
+}
 
 
 class EngineError(ForgetbenchError):

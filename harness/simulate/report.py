@@ -9,9 +9,7 @@ once (no CDN) so it opens offline, and jinja2 autoescapes everything that is not
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from harness.fsio import atomic_write
 from harness.simulate.gaussians import (
     TARGET_NEW,
     TARGET_OLD,
@@ -284,16 +283,7 @@ def render_html(results: dict[RunSpec, list[RunResult]], rows: Sequence[SummaryR
 def write_html(results: dict[RunSpec, list[RunResult]], rows: Sequence[SummaryRow], out: Path) -> Path:
     """Render and write atomically (temp file + rename), so a killed run never leaves half a page."""
     html = render_html(results, rows)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(html)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, html)
     return out
 
 
