@@ -34,7 +34,7 @@ from harness.cli import app
 from harness.errors import ForgetbenchError
 from harness.leaderboard import SITE_MARKER, LeaderboardError, build_site
 from harness.store import Store, StoreError
-from harness.types import Record
+from harness.types import Record, RecordKey
 from tests.fakes import write_fake
 from tests.test_leaderboard import write_run
 
@@ -116,7 +116,7 @@ def test_store_refuses_a_planted_claim_lock_link_and_leaves_its_target_alone(tmp
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     store = Store(tmp_path / "runs")
-    key = ("fp1", "arithmetic", "1", "greedy", "fake@1")
+    key = RecordKey("fp1", "arithmetic", "1", "greedy", "fake@1")
     lock = tmp_path / "runs" / "claims" / "fp1" / "arithmetic@1" / "greedy__fake@1.lock"
     lock.parent.mkdir(parents=True)
     lock.symlink_to(victim)
@@ -138,11 +138,11 @@ def test_store_refuses_a_linked_folder_or_part_file(tmp_path: Path, url: bool) -
     # a part file that is a link to a record file outside the store is not read as this store's record
     outside = tmp_path / "outside.parquet"
     pq.write_table(pa.Table.from_pylist([asdict(_record("fp2"))]), outside)
-    part_dir = store.key_dir("fp2", "arithmetic", "1", "greedy", "fake@1")
+    part_dir = store.key_dir(RecordKey("fp2", "arithmetic", "1", "greedy", "fake@1"))
     Path(part_dir).mkdir(parents=True)
     (Path(part_dir) / "part-1-1-00001-aaaaaa.parquet").symlink_to(outside)
     with pytest.raises(StoreError, match="symbolic link"):
-        store.load("fp2", "arithmetic", "1", "greedy", "fake@1")
+        store.load(RecordKey("fp2", "arithmetic", "1", "greedy", "fake@1"))
 
 
 def test_leaderboard_never_copies_a_report_that_links_outside_its_run(tmp_path: Path) -> None:
