@@ -141,6 +141,7 @@ def compare(
     ] = None,
     trained_on: Annotated[str | None, typer.Option(help="target suites of every candidate given as a path")] = None,
     method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
+    group: Annotated[str | None, typer.Option(help="replicate group of every candidate given as a path")] = None,
     noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
     kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
 ) -> None:
@@ -148,7 +149,7 @@ def compare(
 
     try:
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
-        lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
+        lineage = (trained_on, method, group)  # for candidates given as paths; recorded in config.json's lineage
         if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
             from harness import pipeline
             from harness.distributed import run_plan
@@ -174,7 +175,7 @@ def _compare_and_write(
     out: Path | None,
     n_boot: int,
     cached_only: bool,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
     probe_opts: dict | None = None,
     probes_may_evaluate: bool = False,
 ) -> None:

@@ -102,10 +102,10 @@ def resolve(
     registry_path: Path,
     specs: Sequence[str],
     suites_arg: str | None,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
 ) -> tuple[Registry, list, list]:
     """Registry, checkpoints (base first; a repeated id gets `-<position>`; `lineage` = (--trained-on,
-    --method) for candidates given as paths), suites (default: registry's)."""
+    --method[, --group]) for candidates given as paths), suites (default: registry's)."""
     from harness.checkpoints.registry import Registry, with_lineage
     from harness.suites import SuiteError, parse_suites
 
@@ -118,7 +118,7 @@ def resolve(
             c = replace(c, id=f"{c.id}-{len(ckpts)}")
         seen.add(c.id)
         ckpts.append(c)
-    if lineage != (None, None):
+    if any(x is not None for x in lineage):
         ckpts = with_lineage(registry, ckpts, list(specs), *lineage)
     if suites_arg is None:
         return registry, ckpts, parse_suites(registry.default_suites)
@@ -139,6 +139,31 @@ def prompts_for(suites: Sequence[Suite], cfg: EvalConfig) -> dict[str, dict[str,
         }
         for s in suites
     }
+
+
+def chance_for(suites: Sequence[Suite], cfg: EvalConfig) -> tuple[dict[str, float], dict[str, float]]:
+    """Per suite, the score of a random answer on the items cfg evaluates (a choice suite: the mean of
+    1 / number of choices, exact for its items; otherwise the suite's declared `chance`), and its declared
+    `ceiling` where it has one: what harness/informative.py decides informative suites by."""
+    from harness.suites import load_items
+
+    chance, ceiling = {}, {}
+    for s in suites:
+        chance[s.name] = float(s.chance)
+        if s.kind == "choice":
+            items = load_items(s, cfg.limit_for(s.name))
+            if items:
+                chance[s.name] = sum(1 / max(len(s.choices(it)), 1) for it in items) / len(items)
+        if getattr(s, "ceiling", None) is not None:
+            ceiling[s.name] = float(s.ceiling)  # type: ignore[attr-defined]
+    return chance, ceiling
+
+
+def assign_groups(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
+    """Replicate groups of the candidates (harness/groups.py)."""
+    from harness.groups import assign
+
+    return assign(ckpts)
 
 
 @dataclass
@@ -186,6 +211,7 @@ def build(
         cached_only if probes_cached_only is None else probes_cached_only,
     )
     base = ckpts[0]
+    chance, ceiling = chance_for(suites, cfg)
     comp = compare(
         results,
         base.id,
@@ -194,6 +220,9 @@ def build(
         n_boot=n_boot,
         n_perm=n_perm,
         **extra,
+        chance=chance,
+        ceiling=ceiling,
+        groups=assign_groups(ckpts[1:]),
     )
     config = {
         "checkpoints": list(specs),
@@ -280,7 +309,7 @@ def run(
     extra_config: dict[str, Any] | None = None,
     check: Callable[[Registry, list[Checkpoint], list[Suite]], None] | None = None,
     finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
     probe_opts: dict[str, bool] | None = None,
     probes_cached_only: bool | None = None,
 ) -> tuple[Run, Path]:
