@@ -173,13 +173,16 @@ def test_group_assignment() -> None:
         _ck("sft-step10", lr=1e-4, seed=0, step=10),  # another step of a run: not a replicate
         _ck("grpo-s0", "grpo", lr=1e-4, seed=0),
         _ck("x"),
-        _ck("y"),  # no seed recorded: a group of its own, however alike
+        _ck("y"),
+        _ck("p", lr=1e-4),
+        _ck("q", lr=1e-4),  # no seed recorded: a group of its own, however alike
         _ck("e1", group="mine"),
         _ck("e2", group="mine", lr=5.0),
     ]
     g = groups.assign(cks)
     assert g["sft-s0"] == g["sft-s1"] == g["sft-s2"] == "sft-s (3 seeds)"
-    assert (g["sft-step10"], g["grpo-s0"], g["x"], g["y"]) == ("sft-step10", "grpo-s0", "x", "y")
+    assert (g["sft-step10"], g["grpo-s0"], g["x"], g["y"], g["p"], g["q"]) == ("sft-step10", "grpo-s0", "x", "y",
+                                                                               "p", "q")  # fmt: skip
     assert g["e1"] == g["e2"] == "mine"
     res, cands, _ = study({"sft": [4], "grpo": [4]})
     with pytest.raises(ComparisonError, match="group 'g'"):
@@ -193,3 +196,38 @@ def test_step_floor_hook() -> None:
     (f,) = groups.step_floor(steps)
     assert (f.kind, f.n, f.sd) == ("steps", 2, pytest.approx(6.0)) and f.high == pytest.approx(1.96 * 6, rel=1e-3)
     assert groups.step_floor(steps[:1]) == []
+
+
+def test_registry_group_field_and_compare_group_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from harness.checkpoints.registry import Registry, RegistryError, with_lineage
+    from harness.cli import app
+    from tests.test_gate import write_scripted
+
+    monkeypatch.chdir(tmp_path)
+    for name, k in (("base", 10), ("s0", 6), ("s1", 7)):
+        write_scripted(tmp_path / f"{name}.fake.json", {"arithmetic": k, "capitals": 10, "countdown": 20 - k}, 20)
+    reg = tmp_path / "checkpoints.yaml"
+    reg.write_text("checkpoints:\n  - id: base\n    path: base.fake.json\n  - id: a\n    path: s0.fake.json\n"
+                   "    group: rep-1\n")  # fmt: skip
+    r = Registry.load(reg)
+    assert r.by_id["a"].group == "rep-1" and r.by_id["a"].to_dict()["group"] == "rep-1"
+    reg.write_text("checkpoints:\n  - id: a\n    path: s0.fake.json\n    group: 'no spaces'\n")
+    with pytest.raises(RegistryError, match="field 'group'"):
+        Registry.load(reg)
+    reg.write_text("checkpoints:\n  - id: base\n    path: base.fake.json\n")
+    r = Registry.load(reg)
+    cks = [r.resolve(s) for s in ("base", "s0.fake.json", "s1.fake.json")]
+    assert [c.group for c in with_lineage(r, cks, ["base", "s0.fake.json", "s1.fake.json"], None, None, "g")] == [
+        "", "g", "g"]  # fmt: skip
+    args = ["compare", "base", "s0.fake.json", "s1.fake.json", "--engine", "fake", "--suites",
+            "arithmetic,capitals,countdown", "--limit", "20", "--n-boot", "100", "--no-noise-floor",
+            "--trained-on", "countdown", "--method", "sft", "--out", "out"]  # fmt: skip
+    res = CliRunner().invoke(app, [*args, "--group", "sft-rep"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "out/results.json").read_text())
+    assert [(g["group"], g["members"]) for g in data["groups"]] == [("sft-rep", ["s0", "s1"])]
+    assert "replicate groups" in res.output
+    bad = CliRunner().invoke(app, [*args, "--group", "a b"])
+    assert bad.exit_code == 2 and "--group" in bad.output

@@ -125,3 +125,27 @@ def test_no_informative_suite_falls_back_to_all_and_says_so() -> None:
     assert any("no non-target suite is informative" in n for n in comp.summaries[0].notes)
     dec = decide(comp, GateConfig())
     assert any("no non-target suite is informative" in n for n in dec.notes)
+
+
+def test_chance_of_a_choice_suite_is_computed_from_its_items() -> None:
+    from harness.evaluate import EvalConfig
+    from harness.pipeline import chance_for
+    from harness.suites import Suite
+    from harness.types import Item
+
+    class Mixed(Suite):
+        name, version, kind, area, chance = "mixed", "1", "choice", "reasoning", 0.25
+
+        def load(self, split: str = "eval") -> list[Item]:
+            return [Item(f"m{i}", {"choices": ["a", "b", "c", "d", "e"][: 2 + i % 4]}) for i in range(8)]
+
+        def choices(self, item: Item) -> list[str]:
+            return item.data["choices"]
+
+    class Gen(Suite):
+        name, version, area, chance = "gen", "1", "math", 0.0
+        ceiling = 0.9
+
+    chance, ceiling = chance_for([Mixed(), Gen()], EvalConfig(engine="fake", limit=4))
+    assert chance["mixed"] == pytest.approx((1 / 2 + 1 / 3 + 1 / 4 + 1 / 5) / 4)  # the first 4 items evaluated
+    assert chance["gen"] == 0.0 and ceiling == {"gen": 0.9}

@@ -256,3 +256,27 @@ def test_power_quantiles_equal_scipy_norm() -> None:
 
     for alpha, power in ((0.05, 0.8), (0.01, 0.9), (0.1, 0.5)):
         assert _z(alpha, power) == pytest.approx((norm.ppf(1 - alpha / 2), norm.ppf(power)), abs=1e-9)
+
+
+def test_decoding_noise_zero_by_construction_is_said_in_words(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from harness.table import print_comparison
+
+    res = planted()
+    same = {s: (r, "batch size 32 -> 16") for s, r in res["base"].items()}  # greedy, batch-invariant
+    comp = compare(res, "base", CANDS, noise=same)
+    assert all(f.zero_by_construction for f in comp.noise) and comp.meta["decoding_noise_zero"]
+    assert comp.meta["noise_band"] is None and frontier_figure(comp)["layout"]["shapes"] == []
+    html = render_html(comp, tmp_path / "r.html").read_text()
+    assert 'id="decoding-zero"' in html and "0 by construction" in html
+    console = Console(record=True, width=200)
+    print_comparison(console, comp)
+    assert (
+        "0 on every suite by construction" in console.export_text()
+        and "decoding noise" not in (console.export_text().split("\n")[0])
+    )
+    # a sampled suite re-scored with another seed that changed nothing is still a (measured) floor
+    seeded = {s: (r, "seed 0 -> 1") for s, r in res["base"].items()}
+    comp = compare(res, "base", CANDS, noise=seeded)
+    assert not any(f.zero_by_construction for f in comp.noise) and comp.meta["noise_band"] == (0.0, 0.0)
