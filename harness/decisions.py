@@ -117,7 +117,8 @@ def summarise_groups(
             drop = float(np.mean([m.drop for m in ms]))
             gd[name] = two_level(members, boot_drop, seed, name + "/drop")
             drop_ci = percentile_ci(gd[name])
-            drop_all = float(np.mean([m.drop_all for m in ms if m.drop_all is not None] or [np.nan]))
+            alls = [m.drop_all for m in ms if m.drop_all is not None]
+            drop_all = float(np.mean(alls)) if len(alls) == len(ms) else None
         notes = []
         if len(ms) == 1:
             notes.append("one seed: its numbers are one checkpoint's, not the method's")

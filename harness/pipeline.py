@@ -284,7 +284,10 @@ def pareto_peers(
         peers.append((p.id, p.method, p.trained_on))
     dominated = run.comparison.summaries[0].dominated_by
     if peers:
-        everyone = compare(results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot)
+        chance, ceiling = chance_for(run.suites, cfg)  # the same informative suites as the comparison's
+        everyone = compare(
+            results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot, chance=chance, ceiling=ceiling
+        )
         dominated = everyone.summaries[0].dominated_by
     return tuple(dominated), notes
 

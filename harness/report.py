@@ -440,6 +440,10 @@ def results_frame(comp: Comparison) -> pa.Table:
                     "learned": d.learned,
                     "gain": s.gain,
                     "drop": s.drop,
+                    "informative": d.informative,
+                    "in_drop": d.in_drop,
+                    "drop_all": s.drop_all,
+                    "group": s.group,
                 }
             )
     versions = comp.meta.get("suite_versions", {})

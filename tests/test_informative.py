@@ -106,6 +106,11 @@ def test_headline_drop_is_over_informative_suites_in_every_output(tmp_path) -> N
     assert "uninformative" in "".join(x.text or "" for x in root.iter("system-out"))
     html = render_html(comp, tmp_path / "r.html").read_text()
     assert 'id="left-out"' in html and "at chance: not in the drop" in html
+    from harness.report import results_frame
+
+    frame = results_frame(comp).to_pylist()
+    assert [(r["suite"], r["informative"], r["in_drop"]) for r in frame if not r["is_base"]] == [
+        ("T", True, False), ("A", True, True), ("C", False, False)]  # fmt: skip
     write_json(comp, tmp_path / "r.json")
     assert '"informative": false' in (tmp_path / "r.json").read_text()
     from rich.console import Console
