@@ -254,13 +254,13 @@ def paper_ordering(
     rels.sort(key=lambda r: ([x[:2] for x in PAPER_RELATIONS].index((r["a"], r["b"])), r["trained_on"]))
     if not rels:
         verdict = "not applicable"
-        sentence = "fewer than two of the paper's ordered methods were trained for the same suites: nothing to check"
+        sentence = "The paper's ordering: fewer than two of its ordered methods were trained for the same suites."
     elif not tested:
         verdict = "checkpoints only"
         parts = "; ".join(f"{r['a']} > {r['b']}: {r['verdict']}" for r in rels)
         sentence = (
-            "One seed per group: this compares checkpoints, not methods, so it says nothing about the paper's "
-            f"ordering ({parts})."
+            "The paper's ordering: one seed per group, so this compares checkpoints, not methods, and says "
+            f"nothing about it ({parts})."
         )
     else:
         got = [r["verdict"] for r in rels]
