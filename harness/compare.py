@@ -289,6 +289,10 @@ def compare(
     kl_pts = [k for k in kl if k.checkpoint in drops]
     kl_rho = stats.spearman([k.kl_base_ckpt for k in kl_pts], [drops[k.checkpoint] for k in kl_pts])
     scores = {cid: {s: r.mean * 100 for s, r in res.items() if s in suites} for cid, res in results.items()}
+    head_drop = {
+        cid: _headline_set_drop(results, base, cid, [s for s in suites if s not in t], flags, n_boot, seed, n_perm)
+        for cid, _, t in checkpoints
+    }
     meta = {
         "n_boot": n_boot,
         "seed": seed,
@@ -298,12 +302,12 @@ def compare(
         "areas": area,
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
-        "non_target_drop": {
-            cid: _headline_set_drop(results, base, cid, [s for s in suites if s not in t], flags, n_boot, seed, n_perm)
-            for cid, _, t in checkpoints
-        },
+        "non_target_drop": head_drop,
         "non_target_drop_all": {
-            cid: suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
+            # the same suites: the same numbers (the permutation test is the costly part)
+            cid: {k: v for k, v in head_drop[cid].items() if k not in ("left_out", "fallback")}
+            if head_drop[cid] is not None and head_drop[cid]["suites"] == [s for s in suites if s not in t]
+            else suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
             for cid, _, t in checkpoints
         },
         "notes": matched_notes,
