@@ -68,13 +68,14 @@ def compare(
     ] = None,
     trained_on: TrainedOnOpt = None,
     method: MethodOpt = None,
+    group: Annotated[str | None, typer.Option(help="replicate group of every candidate given as a path")] = None,
     noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
     kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
 
     cfg = eval_config(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
-    lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
+    lineage = (trained_on, method, group)  # for candidates given as paths; recorded in config.json's lineage
     if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
         from harness import pipeline
         from harness.distributed import run_plan
@@ -96,7 +97,7 @@ def _compare_and_write(
     out: Path | None,
     n_boot: int,
     cached_only: bool,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
     probe_opts: dict | None = None,
     probes_may_evaluate: bool = False,
 ) -> None:

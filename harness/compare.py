@@ -1,9 +1,11 @@
 """Compare checkpoints with their base: gain, drop, paired CIs, flips, BH-adjusted p-values, Pareto per target,
-method against method, power, drop at matched gain, noise floor (the statistics themselves: harness/stats.py).
+replicate groups, method against method, power, drop at matched gain, noise floors (the statistics themselves:
+harness/stats.py, harness/decisions.py, harness/groups.py; informative suites: harness/informative.py).
 
 Pure (numpy/scipy, no torch). Definitions follow the paper (reference/paper.md section 3.1):
   gain = mean over the checkpoint's target suites (trained_on) of (score - base score)
   drop = mean over the other selected suites of (base score - score)      positive drop = forgetting
+         over the informative ones (harness/informative.py; all of them when none is); drop_all beside it
 in absolute points (0-100), unweighted over suites. Statistics are paired per item: every checkpoint
 is resampled with the same bootstrap indices as the base, per suite, from a fixed seed.
 
@@ -18,9 +20,21 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from harness import stats
+from harness import decisions, informative, stats
+from harness import groups as groups_mod
 from harness.errors import ForgetbenchError
-from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, KLPoint, SuiteResult
+from harness.types import (
+    CheckpointSummary,
+    Comparison,
+    Delta,
+    ForgottenItem,
+    GroupSummary,
+    KLPoint,
+    NoiseFloor,
+    SuiteFloor,
+    SuiteInformative,
+    SuiteResult,
+)
 
 
 class ComparisonError(ForgetbenchError):
@@ -145,20 +159,6 @@ def pareto_dominators(points: Mapping[str, tuple[float, float]]) -> dict[str, li
     return out
 
 
-def pareto_by_target(summaries: Sequence[CheckpointSummary], base: str) -> dict[str, list[str]]:
-    """Dominance only among checkpoints trained on the same suites (as a set), each group with its own base
-    point at (0, 0): a gain on Countdown says nothing about a gain on MMLU. (One Comparison has one base.)"""
-    groups: dict[frozenset[str], dict[str, tuple[float, float]]] = {}
-    for s in summaries:
-        if s.gain is not None and s.drop is not None:
-            groups.setdefault(frozenset(s.trained_on), {})[s.checkpoint] = (s.gain, s.drop)
-    out: dict[str, list[str]] = {}
-    for points in groups.values():
-        dom = pareto_dominators(points | {base: (0.0, 0.0)})  # the base: forgetting for no gain is dominated
-        out |= {k: v for k, v in dom.items() if k != base}
-    return out
-
-
 def compare(
     results: Mapping[str, Mapping[str, SuiteResult]],
     base: str,
@@ -170,6 +170,10 @@ def compare(
     n_perm: int = 4000,
     noise: Mapping[str, tuple[SuiteResult, str]] | None = None,
     kl: Sequence[KLPoint] = (),
+    chance: Mapping[str, float] | None = None,
+    ceiling: Mapping[str, float] | None = None,
+    groups: Mapping[str, str] | None = None,
+    step_floors: Sequence[SuiteFloor] = (),
 ) -> Comparison:
     """results[ckpt][suite]; checkpoints = (id, method, trained_on) of the candidates, in order.
 
@@ -178,8 +182,16 @@ def compare(
     it has none), with the overall p-value (n_perm draws): what the gate decides on.
     noise[suite] = (the base scored a second time under a change that should not matter, that change).
     kl = KL points per checkpoint (harness/probes.py), correlated here with the drop.
+    chance[suite], ceiling[suite]: what harness/informative.py decides informative suites by (default chance
+    0, ceiling from the chance); the headline drop is over the informative non-target suites.
+    groups[ckpt] = its replicate group (default: each checkpoint alone; harness/groups.py).
+    step_floors: groups.step_floor of one run's adjacent steps, carried into the Comparison's floors.
     """
     suites = tuple(results[base])
+    flags = {
+        s: informative.classify(s, results[base][s].scores, (chance or {}).get(s, 0.0), (ceiling or {}).get(s))
+        for s in suites
+    }
     warnings: list[str] = []
     raw: list[tuple[str, str, dict]] = []  # (ckpt, suite, stats) before BH
     boots: dict[tuple[str, str], np.ndarray] = {}
@@ -232,20 +244,27 @@ def compare(
                 q_value=qv,
                 forgotten=st["forgotten"],
                 learned=st["learned"],
+                informative=flags[s].informative,
             )
         )
     boot_gain: dict[str, np.ndarray] = {}
     boot_drop: dict[str, np.ndarray] = {}
+    group_of = {cid: (groups or {}).get(cid) or cid for cid, _, _ in checkpoints}
     summaries = [
-        _summarise(cid, method, trained, suites, deltas[cid], boots, boot_gain, boot_drop)
+        _summarise(cid, method, trained, suites, deltas[cid], boots, boot_gain, boot_drop, flags, group_of[cid])
         for cid, method, trained in checkpoints
     ]
-    dom = pareto_by_target(summaries, base)
+    dom = decisions.pareto_by_target(summaries, lambda s: s.checkpoint, boot_gain, boot_drop, base)
     summaries = [
         CheckpointSummary(**{**s.__dict__, "dominated_by": tuple(dom.get(s.checkpoint, ()))}) for s in summaries
     ]
-    pairs = stats.pair_diffs(summaries, boot_gain, boot_drop, aligned, seed)
-    matched, matched_notes = stats.matched_gain(summaries, boot_gain, boot_drop)
+    members = _members(checkpoints, group_of)
+    group_rows, g_gain, g_drop = decisions.summarise_groups(summaries, members, boot_gain, boot_drop, seed)
+    g_dom = decisions.pareto_by_target(group_rows, lambda g: g.group, g_gain, g_drop, base)
+    group_rows = [GroupSummary(**{**g.__dict__, "dominated_by": tuple(g_dom.get(g.group, ()))}) for g in group_rows]
+    by_ckpt = {s.checkpoint: s.deltas for s in summaries}
+    pairs = stats.pair_diffs(group_rows, g_gain, g_drop, aligned, seed, by_ckpt)
+    matched, matched_notes, curves = decisions.matched_gain(group_rows, g_gain, g_drop)
     power = [
         stats.suite_power(
             s, _aligned(results[base][s], results[base][s])[0], [aligned[(c, s)] for c, _, _ in checkpoints]
@@ -257,12 +276,23 @@ def compare(
         for s, (second, change) in (noise or {}).items()
         if s in suites
     ]
-    # the band in the frontier plot: what "no change" does to a mean over all suites (drop = -delta)
-    band = stats.percentile_ci(-np.mean([b for _, b in floor], axis=0)) if floor else None
+    floor = [(_by_construction(f), b) for f, b in floor]
+    zero = bool(floor) and all(f.zero_by_construction for f, _ in floor)
+    # the band in the frontier plot: what "no change" does to a mean over all suites (drop = -delta); none
+    # when the re-score cannot differ (greedy, batch-invariant): a zero band would read as "no noise"
+    band = stats.percentile_ci(-np.mean([b for _, b in floor], axis=0)) if floor and not zero else None
+    seed_floors = groups_mod.seed_floor(
+        {s.checkpoint: {d.suite: d.score for d in s.deltas} for s in summaries}, members
+    )
+    seed_band = _seed_band(summaries, members)
     drops = {s.checkpoint: s.drop for s in summaries if s.drop is not None}
     kl_pts = [k for k in kl if k.checkpoint in drops]
     kl_rho = stats.spearman([k.kl_base_ckpt for k in kl_pts], [drops[k.checkpoint] for k in kl_pts])
     scores = {cid: {s: r.mean * 100 for s, r in res.items() if s in suites} for cid, res in results.items()}
+    head_drop = {
+        cid: _headline_set_drop(results, base, cid, [s for s in suites if s not in t], flags, n_boot, seed, n_perm)
+        for cid, _, t in checkpoints
+    }
     meta = {
         "n_boot": n_boot,
         "seed": seed,
@@ -272,12 +302,19 @@ def compare(
         "areas": area,
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},
-        "non_target_drop": {
-            cid: suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
+        "non_target_drop": head_drop,
+        "non_target_drop_all": {
+            # the same suites: the same numbers (the permutation test is the costly part)
+            cid: {k: v for k, v in head_drop[cid].items() if k not in ("left_out", "fallback")}
+            if head_drop[cid] is not None and head_drop[cid]["suites"] == [s for s in suites if s not in t]
+            else suite_set_drop(results, base, cid, [s for s in suites if s not in t], n_boot, seed, n_perm)
             for cid, _, t in checkpoints
         },
         "notes": matched_notes,
-        "noise_band": band,
+        "noise_band": seed_band or band,
+        "noise_band_label": "seed spread (two seeds of one recipe, 95%)" if seed_band else None,
+        "decoding_noise_zero": zero,
+        "left_out": informative.left_out(list(flags.values()), suites),
     }
     return Comparison(
         base=base,
@@ -287,12 +324,15 @@ def compare(
         forgotten=tuple(forgotten),
         meta=meta,
         pairs=tuple(pairs),
-        ordering=stats.paper_ordering(pairs),
+        ordering=decisions.paper_ordering(matched, curves),
         power=tuple(power),
         matched_gain=tuple(matched),
         noise=tuple(f for f, _ in floor),
         kl=tuple(kl_pts),
         kl_spearman=kl_rho,
+        informative=tuple(flags.values()),
+        groups=tuple(group_rows),
+        floors=(*seed_floors, *step_floors),
     )
 
 
@@ -305,23 +345,32 @@ def _summarise(
     boots: dict[tuple[str, str], np.ndarray],
     boot_gain: dict[str, np.ndarray],
     boot_drop: dict[str, np.ndarray],
+    flags: Mapping[str, SuiteInformative] | None = None,
+    group: str = "",
 ) -> CheckpointSummary:
     notes = [f"target suite {t!r} was not evaluated: gain leaves it out" for t in trained if t not in suites]
     tgt = [s for s in suites if s in trained]
     non = [s for s in suites if s not in trained]
-    gain = gain_ci = drop = drop_ci = None
+    head = _headline(non, flags or {})
+    if non and head == non and any(not f.informative for s, f in (flags or {}).items() if s in non):
+        notes.append("no non-target suite is informative: the drop is over all of them (see left-out suites)")
+    gain = gain_ci = drop = drop_ci = drop_all = drop_all_ci = None
+    by = {d.suite: d for d in deltas}
     if trained and tgt:
         g = np.mean([boots[(cid, s)] for s in tgt], axis=0)
-        gain = float(np.mean([d.delta for d in deltas if d.is_target]))
+        gain = float(np.mean([by[s].delta for s in tgt]))
         gain_ci = stats.percentile_ci(g)
         boot_gain[cid] = g
     if trained and non:
-        dr = -np.mean([boots[(cid, s)] for s in non], axis=0)
-        drop = float(np.mean([-d.delta for d in deltas if not d.is_target]))
+        dr = -np.mean([boots[(cid, s)] for s in head], axis=0)
+        drop = float(np.mean([-by[s].delta for s in head]))
         drop_ci = stats.percentile_ci(dr)
         boot_drop[cid] = dr
+        drop_all = float(np.mean([-by[s].delta for s in non]))
+        drop_all_ci = stats.percentile_ci(-np.mean([boots[(cid, s)] for s in non], axis=0))
     if not trained:
         notes.append("no trained_on: per-suite deltas only (gain and drop need target suites)")
+    marked = tuple(Delta(**{**d.__dict__, "in_drop": bool(trained) and d.suite in head}) for d in deltas)
     return CheckpointSummary(
         checkpoint=cid,
         method=method,
@@ -330,9 +379,71 @@ def _summarise(
         gain_ci=gain_ci,
         drop=drop,
         drop_ci=drop_ci,
-        deltas=tuple(deltas),
+        deltas=marked,
         notes=tuple(notes),
+        drop_all=drop_all,
+        drop_all_ci=drop_all_ci,
+        group=group,
     )
+
+
+def _headline(non: Sequence[str], flags: Mapping[str, SuiteInformative]) -> list[str]:
+    """The suites of the headline drop: the informative non-target ones; all of them when none is."""
+    keep = [s for s in non if s not in flags or flags[s].informative]
+    return keep or list(non)
+
+
+def _headline_set_drop(
+    results: Mapping[str, Mapping[str, SuiteResult]],
+    base: str,
+    cid: str,
+    non: Sequence[str],
+    flags: Mapping[str, SuiteInformative],
+    n_boot: int,
+    seed: int,
+    n_perm: int,
+) -> dict[str, object] | None:
+    """suite_set_drop over the headline suites, with the left-out suites and why (what the gate decides on)."""
+    head = _headline(non, flags)
+    out = suite_set_drop(results, base, cid, head, n_boot, seed, n_perm)
+    if out is not None:
+        out["left_out"] = {s: flags[s].reason for s in non if s not in head}
+        out["fallback"] = bool(non) and head == list(non) and any(not flags[s].informative for s in non)
+    return out
+
+
+def _members(checkpoints: Sequence[tuple[str, str, tuple[str, ...]]], group_of: Mapping[str, str]) -> dict:
+    """group -> its checkpoints; a group must share method and trained_on (else it compares nothing)."""
+    out: dict[str, list[str]] = {}
+    seen: dict[str, tuple[str, frozenset[str]]] = {}
+    for cid, method, trained in checkpoints:
+        g = group_of[cid]
+        recipe = (method, frozenset(trained))
+        if seen.setdefault(g, recipe) != recipe:
+            raise ComparisonError(f"group {g!r}: {cid} has method/trained_on {method}/{sorted(trained)}, "
+                                  f"the group's first member {seen[g][0]}/{sorted(seen[g][1])}")  # fmt: skip
+        out.setdefault(g, []).append(cid)
+    return out
+
+
+def _by_construction(f: NoiseFloor) -> NoiseFloor:
+    """A greedy re-score at another batch size that changed nothing measures determinism, not noise."""
+    zero = f.change.startswith("batch size") and f.flips == 0 and f.delta == 0 and f.ci_low == f.ci_high == 0
+    return NoiseFloor(**{**f.__dict__, "zero_by_construction": zero})
+
+
+def _seed_band(summaries: Sequence[CheckpointSummary], members: Mapping[str, Sequence[str]]) -> tuple | None:
+    """+-1.96 sqrt(2) x the pooled within-group sd of the drop: what two seeds of one recipe differ by."""
+    drops = {s.checkpoint: s.drop for s in summaries if s.drop is not None}
+    ss, dof = 0.0, 0
+    for ms in members.values():
+        x = np.array([drops[m] for m in ms if m in drops])
+        if x.size >= 2:
+            ss, dof = ss + float(np.sum((x - x.mean()) ** 2)), dof + x.size - 1
+    if not dof:
+        return None
+    half = groups_mod.Z95 * math.sqrt(2 * ss / dof)
+    return (-half, half)
 
 
 def _forgotten_items(

@@ -12,10 +12,13 @@ drop = base score - candidate score, positive = forgetting.
    scores, sign-flip permutation otherwise) gives p_s; the q-values are Benjamini-Hochberg-adjusted over the
    candidate's suites. Suite s is a REGRESSION when drop_s > threshold_s AND q_s <= alpha, where threshold_s
    is `per_suite[s]`, else `max_suite_drop`.
-2. Overall: D = mean over non-target suites (those not in the candidate's trained_on; all suites when it has
-   none) of drop_s, the paper's "drop". Its p-value is a paired sign-flip permutation test of the same
-   suite-averaged statistic (per-item differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND
-   p_D <= alpha. D, its CI and p_D are the Comparison's own (compare.suite_set_drop, meta["non_target_drop"]).
+2. Overall: D = mean over the INFORMATIVE non-target suites (those not in the candidate's trained_on; all
+   suites when it has none) of drop_s, the paper's "drop". A suite is informative when the base is above
+   chance and below ceiling (harness/informative.py, from the base alone); the others are left out of D, named
+   with the reason, and still gated per suite (1). When none is informative, D is over all of them (said
+   so). Its p-value is a paired sign-flip permutation test of the same suite-averaged statistic (per-item
+   differences weighted 1/(S*n_s)). REGRESSION when D > max_drop AND p_D <= alpha.
+   D, its CI and p_D are the Comparison's own (compare.suite_set_drop, meta["non_target_drop"]).
 3. A drop above its threshold that is not significant is a WARNING (too few items to tell): it passes. A
    threshold below the minimum detectable drop at this n (80% power, paired; harness/stats.py) is flagged
    "underpowered" with the n that would suffice.
@@ -66,6 +69,7 @@ from harness.commandline import (
 from harness.errors import ForgetbenchError
 from harness.fmt import pp as _pp
 from harness.fsio import load_yaml
+from harness.informative import label
 from harness.stats import underpowered
 from harness.types import Comparison
 
@@ -162,6 +166,8 @@ class Check:
     threshold: float
     status: str  # pass | warn | fail
     reason: str
+    informative: bool = True  # the base can show forgetting on this suite (harness/informative.py)
+    why: str = ""  # why not, when not
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,9 @@ class GateDecision:
     notes: tuple[str, ...] = ()
     error: str | None = None
     config: GateConfig = field(default_factory=GateConfig)
+    left_out: tuple[str, ...] = ()  # "suite: why" for non-target suites left out of the overall drop
+    drop_all: float | None = None  # the overall drop over all non-target suites, shown beside
+    drop_all_ci: tuple[float, float] | None = None
 
     @property
     def status(self) -> str:
@@ -204,6 +213,7 @@ def decide(
     summ = comp.summaries[0]
     cand, base = summ.checkpoint, comp.base
     checks, warnings = [], list(comp.meta.get("warnings", []))
+    flags = {f.suite: f for f in comp.informative}
     for d in summ.deltas:
         if d.n == 0:
             raise ValueError(f"suite {d.suite}: no items to decide on")
@@ -212,8 +222,9 @@ def decide(
         if status == "warn":
             warnings.append(f"{d.suite}: {reason}")
         ci = (-d.ci_high, -d.ci_low)
+        f = flags.get(d.suite)
         checks.append(Check(d.suite, d.is_target, d.n, d.base_score, d.score, drop, ci, d.p_value, d.q_value, thr,
-                            status, reason))  # fmt: skip
+                            status, reason, f is None or f.informative, f.reason if f else ""))  # fmt: skip
     if cand not in comp.meta.get("non_target_drop", {}):
         raise ValueError(f"the comparison carries no non-target drop for {cand}")
     nt = comp.meta["non_target_drop"][cand]
@@ -227,6 +238,10 @@ def decide(
         overall = Check("overall", False, n, None, None, drop, ci, p, None, cfg.max_drop, status, reason)
     else:
         notes = [*notes, "every selected suite is a target suite: no overall drop to gate"]
+    left_out = tuple(f"{s}: {why}" for s, why in (nt or {}).get("left_out", {}).items())
+    if nt and nt.get("fallback"):
+        notes = [*notes, "no non-target suite is informative: the overall drop is over all of them"]
+    every = comp.meta.get("non_target_drop_all", {}).get(cand)
     # A threshold below what this n can detect passes forgetting it cannot see: say so, and what n would do.
     thresholds = {k.suite: k.threshold for k in checks}
     non = list(nt.get("suites", ())) if nt else []
@@ -248,6 +263,9 @@ def decide(
         dominated_by=tuple(dominated_by),
         notes=tuple([*summ.notes, *notes]),
         config=cfg,
+        left_out=left_out,
+        drop_all=float(every["drop"]) if every else None,
+        drop_all_ci=(float(every["ci"][0]), float(every["ci"][1])) if every else None,
     )
 
 
@@ -304,13 +322,19 @@ def markdown(dec: GateDecision) -> str:
     c = dec.config
     if dec.overall:
         o = dec.overall
-        out += ["", f"**Drop** (mean over non-target suites): **{_pp(o.drop, o.drop_ci)} pp** — max {c.max_drop:g} "
+        which = "informative non-target suites" if dec.left_out else "non-target suites"
+        out += ["", f"**Drop** (mean over {which}): **{_pp(o.drop, o.drop_ci)} pp** — max {c.max_drop:g} "
                 f"pp, p = {o.p_value:.2g} → {_ICON[o.status]} {o.status}"]  # fmt: skip
+        if dec.left_out:
+            out += ["", f"Drop over all non-target suites: {_pp(dec.drop_all, dec.drop_all_ci)} pp (not gated). "
+                    "Left out of the gated drop (from the base alone):",
+                    *[f"- {_md(x)}" for x in dec.left_out]]  # fmt: skip
     if dec.gain is not None:
         out += ["", f"**Gain** on {', '.join(map(_md, dec.trained_on))}: {_pp(dec.gain, dec.gain_ci)} pp"]
     out += ["", "| suite | n | base | candidate | drop (pp) [95% CI] | q | max drop | verdict |", "|---" * 8 + "|"]
     for k in dec.checks:
-        name = f"{_md(k.suite)}{' (target)' if k.is_target else ''}"
+        flag = "" if k.informative else f" ({label(k.why)}: not in the overall drop)"
+        name = f"{_md(k.suite)}{' (target)' if k.is_target else ''}{flag}"
         out.append(
             f"| {name} | {k.n} | {k.base_score:.1f} | {k.score:.1f} | {_pp(k.drop, k.drop_ci)} | {k.q_value:.2g} | "
             f"{k.threshold:g} | {_ICON[k.status]} {k.status} |"
@@ -319,7 +343,7 @@ def markdown(dec: GateDecision) -> str:
         out += ["", "**Warnings**", *[f"- {_md(w)}" for w in dec.warnings]]
     if dec.dominated_by:
         out += ["", f"**Pareto:** dominated by {', '.join(_code(d) for d in dec.dominated_by)} "
-                "(>= gain and <= drop, one strictly)."]  # fmt: skip
+                "(resolved: better on one axis, its 95% CI excluding 0, and not worse on the other)."]  # fmt: skip
     if dec.notes:
         out += ["", *[f"- {_md(n)}" for n in dec.notes]]
     out += ["", f"<sub>Fails when a drop exceeds its threshold and is significant (per suite: BH q <= {c.alpha:g}; "
@@ -339,6 +363,8 @@ def junit_xml(dec: GateDecision) -> str:
     props = ET.SubElement(suite, "properties")
     for key, value in (("base", dec.base), ("candidate", dec.candidate), ("alpha", f"{dec.config.alpha:g}")):
         ET.SubElement(props, "property", {"name": key, "value": _xml(value)})
+    if dec.left_out:
+        ET.SubElement(props, "property", {"name": "left_out_of_overall_drop", "value": _xml("; ".join(dec.left_out))})
     classname = _xml(f"forgetbench.gate.{dec.candidate}")
     if dec.error:
         case = ET.SubElement(suite, "testcase", {"classname": classname, "name": "gate", "time": "0"})
@@ -350,6 +376,8 @@ def junit_xml(dec: GateDecision) -> str:
             ET.SubElement(case, "failure", {"type": "regression", "message": _xml(k.reason)}).text = _xml(k.reason)
         sig = f"q={k.q_value:.3g}" if k.q_value is not None else f"p={k.p_value:.3g}"
         text = f"{k.status}: {k.reason}; drop {_pp(k.drop, k.drop_ci)} pp, {sig}, n={k.n}"
+        if not k.informative:
+            text += f"; uninformative, left out of the overall drop: {k.why}"
         ET.SubElement(case, "system-out").text = _xml(text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -133,10 +133,10 @@ def resolve(
     registry_path: Path | None,
     specs: Sequence[str],
     suites_arg: str | None,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
 ) -> tuple[Registry, list, list]:
     """Registry, checkpoints (base first; a repeated id gets `-<position>`; `lineage` = (--trained-on,
-    --method) for candidates given as paths), suites (default: registry's). registry_path None: no registry
+    --method, --group) for candidates given as paths), suites (default: registry's). registry_path None: no registry
     (`report DIR` of a comparison made without one never reads the current folder's checkpoints.yaml)."""
     from harness.checkpoints.registry import DEFAULT_SUITES, Registry, with_lineage
     from harness.suites import SuiteError, parse_suites
@@ -150,7 +150,7 @@ def resolve(
             c = replace(c, id=f"{c.id}-{len(ckpts)}")
         seen.add(c.id)
         ckpts.append(c)
-    if lineage != (None, None):
+    if any(x is not None for x in lineage):
         ckpts = with_lineage(registry, ckpts, list(specs), *lineage)
     if suites_arg is None:
         return registry, ckpts, parse_suites(registry.default_suites)
@@ -171,6 +171,31 @@ def prompts_for(suites: Sequence[Suite], cfg: EvalConfig) -> dict[str, dict[str,
         }
         for s in suites
     }
+
+
+def chance_for(suites: Sequence[Suite], cfg: EvalConfig) -> tuple[dict[str, float], dict[str, float]]:
+    """Per suite, the score of a random answer on the items cfg evaluates (a choice suite: the mean of
+    1 / number of choices, exact for its items; otherwise the suite's declared `chance`), and its declared
+    `ceiling` where it has one: what harness/informative.py decides informative suites by."""
+    from harness.suites import load_items
+
+    chance, ceiling = {}, {}
+    for s in suites:
+        chance[s.name] = float(s.chance)
+        if s.kind == "choice":
+            items = load_items(s, cfg.limit_for(s.name))
+            if items:
+                chance[s.name] = sum(1 / max(len(s.choices(it)), 1) for it in items) / len(items)
+        if getattr(s, "ceiling", None) is not None:
+            ceiling[s.name] = float(s.ceiling)  # type: ignore[attr-defined]
+    return chance, ceiling
+
+
+def assign_groups(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
+    """Replicate groups of the candidates (harness/groups.py)."""
+    from harness.groups import assign
+
+    return assign(ckpts)
 
 
 @dataclass
@@ -218,6 +243,7 @@ def build(
         cached_only if probes_cached_only is None else probes_cached_only,
     )
     base = ckpts[0]
+    chance, ceiling = chance_for(suites, cfg)
     comp = compare(
         results,
         base.id,
@@ -226,6 +252,9 @@ def build(
         n_boot=n_boot,
         n_perm=n_perm,
         **extra,
+        chance=chance,
+        ceiling=ceiling,
+        groups=assign_groups(ckpts[1:]),
     )
     config = {
         "checkpoints": list(specs),
@@ -287,7 +316,10 @@ def pareto_peers(
         peers.append((p.id, p.method, p.trained_on))
     dominated = run.comparison.summaries[0].dominated_by
     if peers:
-        everyone = compare(results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot)
+        chance, ceiling = chance_for(run.suites, cfg)  # the same informative suites as the comparison's
+        everyone = compare(
+            results, b.id, [(c.id, c.method, c.trained_on), *peers], n_boot=n_boot, chance=chance, ceiling=ceiling
+        )
         dominated = everyone.summaries[0].dominated_by
     return tuple(dominated), notes
 
@@ -312,7 +344,7 @@ def run(
     extra_config: dict[str, Any] | None = None,
     check: Callable[[Registry, list[Checkpoint], list[Suite]], None] | None = None,
     finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
-    lineage: tuple[str | None, str | None] = (None, None),
+    lineage: tuple[str | None, ...] = (None, None),
     probe_opts: dict[str, bool] | None = None,
     probes_cached_only: bool | None = None,
 ) -> tuple[Run, Path]:

@@ -1,7 +1,8 @@
 """Render a Comparison: a self-contained HTML report, results.json and results.parquet. Pure: no torch.
 
-The report: summary, method against method (+ the paper's ordering), drop at matched gain, per-suite table
-(with minimum detectable drop and noise floor), heatmap, frontier (with the noise band), drop vs KL.
+The report: summary, replicate groups, method against method (+ the paper's ordering), drop at matched gain,
+per-suite table (informative flags, minimum detectable drop, decoding noise, seed spread), heatmap, frontier
+(with the noise band), drop vs KL.
 
 The HTML opens offline (plotly.js inlined once, no CDN). Model output is untrusted: jinja2 autoescapes
 every value, and figure data goes into the page as JSON with `<`, `>` and `&` escaped, so a completion
@@ -26,6 +27,7 @@ from markupsafe import Markup
 
 from harness.fmt import pp as _ci
 from harness.fsio import atomic_open, atomic_write
+from harness.informative import label
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, ForgottenItem
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -174,6 +176,7 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
         }
     )
     band = comp.meta.get("noise_band")
+    band_label = comp.meta.get("noise_band_label") or "decoding noise (base scored twice, 95% CI)"
     shapes = []
     if band:  # what "no change" looks like: the base scored twice, mean over all suites, drop and gain alike
         shapes.append(
@@ -192,7 +195,7 @@ def frontier_figure(comp: Comparison) -> dict[str, Any] | None:
             {
                 "type": "scatter",
                 "mode": "lines",
-                "name": "noise floor (base scored twice, 95% CI)",
+                "name": band_label,
                 "x": [None],
                 "y": [None],
                 "line": {"color": "rgba(120, 120, 120, 0.5)", "width": 8},
@@ -264,6 +267,8 @@ def summary_rows(comp: Comparison) -> list[dict[str, Any]]:
                 "trained_on": ", ".join(s.trained_on) or "—",
                 "gain": _ci(s.gain, s.gain_ci),
                 "drop": _ci(s.drop, s.drop_ci),
+                "drop_all": _ci(s.drop_all, s.drop_all_ci),
+                "group": s.group,
                 "gain_sign": _sign(s.gain_ci),
                 "drop_sign": -_sign(s.drop_ci),
                 "forgotten": sum(d.forgotten for d in s.deltas if not d.is_target),
@@ -285,13 +290,15 @@ def _sign(ci: tuple[float, float] | None) -> int:
 def _pareto(s: CheckpointSummary) -> str:
     if s.gain is None or s.drop is None:
         return "—"
-    return "dominated by " + ", ".join(s.dominated_by) if s.dominated_by else "frontier"
+    return "dominated by " + ", ".join(s.dominated_by) if s.dominated_by else "not dominated"
 
 
 def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any]]:
     """One row per suite: base score, then per checkpoint score, delta [CI], q, forgotten/learned."""
     by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
     power, noise = {p.suite: p for p in comp.power}, {f.suite: f for f in comp.noise}
+    flags = {f.suite: f for f in comp.informative}
+    floors = {(f.kind, f.suite): f for f in comp.floors}
     rows = []
     for suite in comp.suites:
         cells = []
@@ -315,8 +322,18 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
             {
                 "mdd": "" if pw is None else "—" if pw.mdd is None else f"{pw.mdd:.1f}",
                 "mdd_detail": "" if pw is None else f"{pw.model}, {pw.spread_source}",
-                "noise": "" if nf is None else f"{nf.delta:+.1f} [{nf.ci_low:+.1f}, {nf.ci_high:+.1f}]",
+                "noise": ""
+                if nf is None
+                else "0 by construction"
+                if nf.zero_by_construction
+                else f"{nf.delta:+.1f} [{nf.ci_low:+.1f}, {nf.ci_high:+.1f}]",
                 "noise_detail": "" if nf is None else f"{nf.flips} flips; {nf.change}",
+                "informative": suite not in flags or flags[suite].informative,
+                "why": flags[suite].reason if suite in flags else "",
+                "flag": label(flags[suite].reason) if suite in flags else "",
+                "floors": {
+                    k: f"±{floors[(k, suite)].high:.1f}" if (k, suite) in floors else "" for k in ("seed", "steps")
+                },
                 "suite": suite,
                 "area": areas.get(suite, ""),
                 "version": _data_versions(comp.meta).get(suite, ""),
@@ -368,9 +385,19 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
             }
             for p in comp.pairs
         ],  # fmt: skip
-        matched=[{**m.__dict__, "text": _ci(m.drop, m.drop_ci)} for m in comp.matched_gain],
+        matched=[
+            {**m.__dict__, "text": _ci(m.drop, m.drop_ci), "unread": f"{m.unreadable:.0%}"} for m in comp.matched_gain
+        ],  # fmt: skip
         power_note=comp.power[0] if comp.power else None,
         noise_change=comp.noise[0].change if comp.noise else None,
+        noise_zero=bool(comp.meta.get("decoding_noise_zero")),
+        floor_kinds=sorted({f.kind for f in comp.floors}),
+        groups=[
+            {**g.__dict__, "seeds": g.seeds, "gain_text": _ci(g.gain, g.gain_ci), "drop_text": _ci(g.drop, g.drop_ci)}
+            for g in comp.groups
+        ],  # fmt: skip
+        replicated=any(g.seeds > 1 for g in comp.groups),
+        left_out=[f for f in comp.informative if not f.informative],
         candidates=[s.checkpoint for s in comp.summaries],
         forgotten=[_cut_item(f) for f in comp.forgotten],
         forgotten_suites=sorted({f.suite for f in comp.forgotten}),
@@ -424,6 +451,10 @@ def results_frame(comp: Comparison) -> pa.Table:
                     "learned": d.learned,
                     "gain": s.gain,
                     "drop": s.drop,
+                    "informative": d.informative,
+                    "in_drop": d.in_drop,
+                    "drop_all": s.drop_all,
+                    "group": s.group,
                 }
             )
     versions = _data_versions(comp.meta)

@@ -1,5 +1,6 @@
-"""Statistics read beside the per-suite deltas: method against method, the paper's ordering, power (minimum
-detectable drop), drop at matched gain, the noise floor, rank correlation. Pure (numpy/scipy, no torch).
+"""Statistics read beside the per-suite deltas: group against group, power (minimum detectable drop), the
+decoding noise floor, rank correlation. Pure (numpy/scipy, no torch). Drop at matched gain, resolved Pareto
+dominance and the paper's ordering: harness/decisions.py.
 
 Everything is paired: compare.py draws one bootstrap index matrix per suite and every checkpoint is resampled
 with it, so the difference of two checkpoints' bootstrap drops is itself a paired bootstrap of their difference.
@@ -12,18 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-from typing import Any
 
 import numpy as np
 
-from harness.types import CheckpointSummary, MatchedGain, NoiseFloor, PairDiff, SuitePower, SuiteResult
+from harness.groups import bootstrap_p
+from harness.types import Delta, GroupSummary, NoiseFloor, PairDiff, SuitePower, SuiteResult
 
 POWER = 0.8
 ALPHA = 0.05
-# The paper's ordering of drop at comparable gain (reference/paper.md): SFT > Self-SFT >= Iterative-SFT >= GRPO.
-# RL variants (REINFORCE, GRPO without KL) are the paper's ablations of GRPO and share its rank.
-PAPER_RANK = {"sft": 0, "self-sft": 1, "iter-sft": 2, "grpo": 3, "reinforce": 3, "grpo-nokl": 3}
-PAPER_CLAIM = "drop: SFT > Self-SFT >= Iterative-SFT >= GRPO at comparable gain"
 
 
 def resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
@@ -79,100 +76,63 @@ def _sentence(a: str, b: str, what: str, diff: float, ci: tuple[float, float]) -
 
 
 def pair_diffs(
-    summaries: Sequence[CheckpointSummary],
+    groups: Sequence[GroupSummary],
     boot_gain: Mapping[str, np.ndarray],
     boot_drop: Mapping[str, np.ndarray],
     item_scores: Mapping[tuple[str, str], np.ndarray],
     seed: int = 0,
+    deltas: Mapping[str, Sequence[Delta]] | None = None,
 ) -> list[PairDiff]:
-    """Every pair of candidates with the same trained_on: drop(a) - drop(b) and gain(a) - gain(b), 95% CIs
-    from the shared resamples, a paired p-value; item_scores[(ckpt, suite)] are aligned to the base's items."""
+    """Every pair of replicate groups (a checkpoint alone is a group of one seed) with the same trained_on:
+    drop(a) - drop(b) and gain(a) - gain(b), 95% CIs from the shared (two-level) resamples. p: for two single
+    checkpoints a paired sign-flip test on the items (item_scores[(ckpt, suite)], aligned to the base's items;
+    deltas[ckpt] says which suites are targets and which count in the drop); with replicates the bootstrap p
+    of the two-level resamples (seed spread included)."""
     out = []
-    for i, sa in enumerate(summaries):
-        for sb in summaries[i + 1 :]:
-            if not sa.trained_on or set(sa.trained_on) != set(sb.trained_on):
+    for i, ga in enumerate(groups):
+        for gb in groups[i + 1 :]:
+            if not ga.trained_on or set(ga.trained_on) != set(gb.trained_on):
                 continue
+            single = len(ga.members) == 1 and len(gb.members) == 1
             parts, row = [], {}
-            for what, boot, val_a, val_b, targets in (
-                ("drops", boot_drop, sa.drop, sb.drop, False),
-                ("gains", boot_gain, sa.gain, sb.gain, True),
+            for what, boot, val_a, val_b in (
+                ("drops", boot_drop, ga.drop, gb.drop),
+                ("gains", boot_gain, ga.gain, gb.gain),
             ):
                 key = "drop" if what == "drops" else "gain"
-                if val_a is None or val_b is None or sa.checkpoint not in boot or sb.checkpoint not in boot:
+                if val_a is None or val_b is None or ga.group not in boot or gb.group not in boot:
                     row |= {f"{key}_diff": None, f"{key}_ci": None, f"{key}_p": None}
                     continue
                 diff = val_a - val_b
-                ci = percentile_ci(boot[sa.checkpoint] - boot[sb.checkpoint])
-                suites = [d.suite for d in sa.deltas if d.is_target == targets]
-                # per item: drop(a) - drop(b) = c_b - c_a; gain(a) - gain(b) = c_a - c_b (the sign does not
-                # matter to a two-sided test)
-                d_items = [item_scores[(sa.checkpoint, s)] - item_scores[(sb.checkpoint, s)] for s in suites]
-                row |= {f"{key}_diff": diff, f"{key}_ci": ci, f"{key}_p": suite_mean_p_value(d_items, seed)}
-                parts.append(_sentence(sa.checkpoint, sb.checkpoint, what, diff, ci))
+                d_boot = boot[ga.group] - boot[gb.group]
+                ci = percentile_ci(d_boot)
+                if single and deltas is not None:
+                    ca, cb = ga.members[0], gb.members[0]
+                    # the suites that make up this checkpoint's gain (targets) or drop (counted non-targets)
+                    suites = [d.suite for d in deltas[ca] if (d.is_target if key == "gain" else d.in_drop)]
+                    # per item: drop(a) - drop(b) = c_b - c_a; gain(a) - gain(b) = c_a - c_b (the sign does
+                    # not matter to a two-sided test)
+                    p = suite_mean_p_value([item_scores[(ca, s)] - item_scores[(cb, s)] for s in suites], seed)
+                else:
+                    p = bootstrap_p(d_boot)
+                row |= {f"{key}_diff": diff, f"{key}_ci": ci, f"{key}_p": p}
+                parts.append(_sentence(ga.group, gb.group, what, diff, ci))
+            verdict = "; ".join(parts) or "no gain or drop to compare"
+            if parts and single:
+                verdict += " (one seed each: checkpoints, not methods)"
             out.append(
                 PairDiff(
-                    a=sa.checkpoint,
-                    b=sb.checkpoint,
-                    method_a=sa.method,
-                    method_b=sb.method,
-                    verdict="; ".join(parts) or "no gain or drop to compare",
+                    a=ga.group,
+                    b=gb.group,
+                    method_a=ga.method,
+                    method_b=gb.method,
+                    verdict=verdict,
+                    seeds_a=len(ga.members),
+                    seeds_b=len(gb.members),
                     **row,
                 )
             )
     return out
-
-
-def paper_ordering(pairs: Sequence[PairDiff]) -> dict[str, Any]:
-    """Does this run confirm the paper's drop ordering, refute it, or cannot it tell? From the pairwise CIs.
-
-    A relation "a > b" (SFT above the others) is confirmed when drop(a) - drop(b) has a CI above 0; a relation
-    "a >= b" is confirmed the same way (an equality cannot be confirmed) and refuted by a CI below 0. Several
-    checkpoint pairs per method pair: all resolved one way decides; resolved both ways is "mixed".
-    """
-    relations: dict[tuple[str, str], dict[str, Any]] = {}
-    for p in pairs:
-        ra, rb = PAPER_RANK.get(p.method_a), PAPER_RANK.get(p.method_b)
-        if ra is None or rb is None or ra == rb or p.drop_ci is None or p.drop_diff is None:
-            continue
-        hi, lo = (p.a, p.b) if ra < rb else (p.b, p.a)  # hi = the method the paper says forgets more
-        sign = 1.0 if ra < rb else -1.0
-        ci = p.drop_ci if sign > 0 else (-p.drop_ci[1], -p.drop_ci[0])
-        m_hi, m_lo = (p.method_a, p.method_b) if ra < rb else (p.method_b, p.method_a)
-        rel = relations.setdefault(
-            (m_hi, m_lo),
-            {"a": m_hi, "b": m_lo, "claim": ">" if min(ra, rb) == 0 else ">=", "for": 0, "against": 0, "pairs": []},
-        )
-        if ci[0] > 0:
-            rel["for"] += 1
-        elif ci[1] < 0:
-            rel["against"] += 1
-        rel["pairs"].append(f"drop({hi}) - drop({lo}) = {sign * p.drop_diff:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}]")
-        if _resolved(p.gain_ci):
-            rel.setdefault("notes", []).append(
-                f"{p.a} and {p.b} differ in gain ({p.gain_diff:+.1f} [{p.gain_ci[0]:+.1f}, {p.gain_ci[1]:+.1f}]): "
-                "not at comparable gain, see drop at matched gain"
-            )
-    rels = []
-    for rel in relations.values():
-        if rel["for"] and rel["against"]:
-            rel["verdict"] = "mixed"
-        elif rel["for"]:
-            rel["verdict"] = "confirms"
-        elif rel["against"]:
-            rel["verdict"] = "refutes"
-        else:
-            rel["verdict"] = "cannot tell"
-        rels.append(rel)
-    rels.sort(key=lambda r: (PAPER_RANK[r["a"]], PAPER_RANK[r["b"]], r["a"], r["b"]))
-    if not rels:
-        verdict = "not applicable"
-        sentence = "fewer than two of the paper's methods were trained for the same suites: no ordering to check"
-    else:
-        got = {r["verdict"] for r in rels}
-        verdict = "refutes" if "refutes" in got else "confirms" if got == {"confirms"} else "cannot tell"
-        parts = [f"{r['a']} {r['claim']} {r['b']}: {r['verdict']}" for r in rels]
-        sentence = f"The paper's ordering ({PAPER_CLAIM}): this run {verdict} it ({'; '.join(parts)})."
-    return {"claim": PAPER_CLAIM, "verdict": verdict, "sentence": sentence, "relations": rels}
 
 
 # -- power --------------------------------------------------------------------------------------------------
@@ -320,73 +280,6 @@ def underpowered(
                 f"at these n, alpha {alpha:g}, 80% power; items per suite that would suffice: {sizes}"
             )
     return out
-
-
-# -- drop at matched gain -----------------------------------------------------------------------------------
-
-
-def _interp(level: float, gains: np.ndarray, drops: np.ndarray) -> float:
-    """Piecewise linear drop(gain) through (0, 0) and the points, extended linearly past the last one."""
-    order = np.argsort(gains, kind="stable")
-    g = np.concatenate([[0.0], gains[order]])
-    d = np.concatenate([[0.0], drops[order]])
-    keep = np.concatenate([[True], np.diff(g) > 1e-12])  # equal gains: the first point stands for them
-    g, d = g[keep], d[keep]
-    if len(g) == 1:
-        return float("nan")
-    if level <= g[-1]:
-        return float(np.interp(level, g, d))
-    return float(d[-1] + (d[-1] - d[-2]) / (g[-1] - g[-2]) * (level - g[-1]))
-
-
-def matched_gain(
-    summaries: Sequence[CheckpointSummary],
-    boot_gain: Mapping[str, np.ndarray],
-    boot_drop: Mapping[str, np.ndarray],
-    n_levels: int = 3,
-) -> tuple[list[MatchedGain], list[str]]:
-    """Per target (same trained_on) with >= 2 methods: each method's drop at common gain levels.
-
-    Each method's curve is piecewise linear in gain through the base (0, 0) and its checkpoints (several steps
-    or learning rates give several points; one checkpoint gives a line through the base). Levels are spread
-    over (0, G], G = the smallest of the methods' highest gains, so every method reaches them. The CI comes
-    from interpolating each paired bootstrap resample the same way. Returns the rows and notes.
-    """
-    groups: dict[frozenset[str], dict[str, list[CheckpointSummary]]] = {}
-    for s in summaries:
-        if s.trained_on and s.gain is not None and s.drop is not None and s.checkpoint in boot_gain:
-            groups.setdefault(frozenset(s.trained_on), {}).setdefault(s.method, []).append(s)
-    rows, notes = [], []
-    for target, methods in groups.items():
-        if len(methods) < 2:
-            continue
-        top = min(max(s.gain for s in ms) for ms in methods.values())  # type: ignore[type-var]
-        name = ", ".join(sorted(target))
-        if top <= 0:
-            notes.append(f"drop at matched gain ({name}): a method has no positive gain, no common level")
-            continue
-        levels = [round(top * (k + 1) / n_levels, 2) for k in range(n_levels)]
-        for method, ms in sorted(methods.items()):
-            ms = sorted(ms, key=lambda s: s.gain)  # type: ignore[arg-type,return-value]
-            g = np.array([s.gain for s in ms])
-            d = np.array([s.drop for s in ms])
-            bg = np.stack([boot_gain[s.checkpoint] for s in ms], axis=1)  # (n_boot, k)
-            bd = np.stack([boot_drop[s.checkpoint] for s in ms], axis=1)
-            for level in levels:
-                boot = np.array([_interp(level, bg[r], bd[r]) for r in range(bg.shape[0])])
-                boot = boot[np.isfinite(boot)]
-                ci = percentile_ci(boot) if boot.size else (float("nan"), float("nan"))
-                rows.append(
-                    MatchedGain(
-                        trained_on=tuple(sorted(target)),
-                        method=method,
-                        gain=level,
-                        drop=_interp(level, g, d),
-                        drop_ci=ci,
-                        checkpoints=tuple(s.checkpoint for s in ms),
-                    )
-                )
-    return rows, notes
 
 
 # -- noise floor, correlation -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.fmt import pp as _pp
+from harness.informative import label
 from harness.types import Comparison, SuitePower, SuiteResult
 
 
@@ -30,14 +31,23 @@ def print_comparison(console: Console, comp: Comparison) -> None:
     by = {(d.checkpoint, d.suite): d for s in comp.summaries for d in s.deltas}
     title = f"scores (points); base = {comp.base}" + ("; Δ vs base [95% CI], * = target suite" if cands else "")
     power = {p.suite: p for p in comp.power}
-    noise = {f.suite: f for f in comp.noise}
-    extra = (["MDD"] if power else []) + (["noise floor"] if noise else [])
+    zero = bool(comp.meta.get("decoding_noise_zero"))
+    noise = {} if zero else {f.suite: f for f in comp.noise}
+    seed = {f.suite: f for f in comp.floors if f.kind == "seed"}
+    steps = {f.suite: f for f in comp.floors if f.kind == "steps"}
+    flags = {f.suite: f for f in comp.informative}
+    extra = (["MDD"] if power else []) + (["decoding noise"] if noise else []) + (["seed spread ±"] if seed else [])
+    extra += ["steps ±"] if steps else []
     table = Table("suite", comp.base, *extra, *cands, title=title)
     for suite in comp.suites:
         side = [_mdd(power[suite]) if suite in power else ""] if power else []
         if noise:
             f = noise.get(suite)
             side.append(f"{_pp(f.delta, (f.ci_low, f.ci_high))}\n[dim]{f.flips} flips[/]" if f else "")
+        for floors in (seed, steps):
+            if floors:
+                fl = floors.get(suite)
+                side.append(f"{fl.high:.1f}\n[dim]sd {fl.sd:.1f}[/]" if fl else "")
         cells = []
         for cid in cands:
             d = by.get((cid, suite))
@@ -50,8 +60,13 @@ def print_comparison(console: Console, comp: Comparison) -> None:
                 f"{d.score:.1f} [{colour}]{mark}{_pp(d.delta, (d.ci_low, d.ci_high))}[/]\n"
                 f"[dim]q={d.q_value:.2g} −{d.forgotten}/+{d.learned}[/]"
             )
-        table.add_row(suite, f"{comp.scores.get(comp.base, {}).get(suite, float('nan')):.1f}", *side, *cells)
+        fl = flags.get(suite)
+        name = suite if fl is None or fl.informative else f"{suite}\n[yellow]{label(fl.reason)}[/]"
+        table.add_row(name, f"{comp.scores.get(comp.base, {}).get(suite, float('nan')):.1f}", *side, *cells)
     console.print(table)
+    for fl in comp.informative:
+        if not fl.informative:
+            console.print(f"[yellow]uninformative:[/] {fl.suite}: {fl.reason}; left out of the drop", highlight=False)
     if power:
         p0 = comp.power[0]
         console.print(
@@ -60,22 +75,27 @@ def print_comparison(console: Console, comp: Comparison) -> None:
         )
     if noise:
         console.print(
-            "[dim]Noise floor = the base scored again under a change that should not matter "
-            f"({comp.noise[0].change}): Δ inside it is what no change looks like.[/]"
+            "[dim]Decoding noise = the base scored again under a change that should not matter "
+            f"({comp.noise[0].change}): Δ inside it is what no change of decoding looks like.[/]"
         )
+    if zero:
+        console.print(f"[dim]{ZERO_NOISE}[/]")
+    if seed:
+        console.print(f"[dim]{SEED_NOTE}[/]")
     if not comp.summaries:
         return
-    summary = Table("checkpoint", "method", "trained on", "gain [95% CI]", "drop [95% CI]", "pareto", title="vs base")
+    summary = Table("checkpoint", "method", "trained on", "gain [95% CI]", "drop [95% CI]", "drop, all suites",
+                    "pareto", title="vs base (drop: informative non-target suites)")  # fmt: skip
     for s in comp.summaries:
         pareto = (
             ("dominated by " + ", ".join(s.dominated_by))
             if s.dominated_by
-            else ("frontier" if s.gain is not None else "")
+            else ("not dominated" if s.gain is not None else "")
         )
-        summary.add_row(
-            s.checkpoint, s.method, ", ".join(s.trained_on), _pp(s.gain, s.gain_ci), _pp(s.drop, s.drop_ci), pareto
-        )
+        summary.add_row(s.checkpoint, s.method, ", ".join(s.trained_on), _pp(s.gain, s.gain_ci),
+                        _pp(s.drop, s.drop_ci), _pp(s.drop_all, s.drop_all_ci), pareto)  # fmt: skip
     console.print(summary)
+    print_groups(console, comp)
     print_pairs(console, comp)
     for s in comp.summaries:
         for note in s.notes:
@@ -84,6 +104,31 @@ def print_comparison(console: Console, comp: Comparison) -> None:
         console.print(f"[dim]{note}[/]")
     for w in comp.meta.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+
+
+ZERO_NOISE = (
+    "Decoding noise: 0 on every suite by construction (greedy decoding, and this engine gives the same outputs at "
+    "another batch size): the re-score tests determinism, not noise, so no band is shown."
+)
+SEED_NOTE = (
+    "Seed spread ± = 1.96 √2 × the pooled sd of a suite's score across seeds of one recipe: what two training "
+    "runs that differ only in seed differ by (95%), the floor under any method difference."
+)
+
+
+def print_groups(console: Console, comp: Comparison) -> None:
+    """Replicate groups beside the checkpoints, when some group has more than one seed."""
+    if not any(g.seeds > 1 for g in comp.groups):
+        if comp.groups:
+            console.print("[dim]One seed per group: method against method compares checkpoints, not methods.[/]")
+        return
+    t = Table("group", "method", "seeds", "gain [95% CI]", "drop [95% CI]", "pareto", "members",
+              title="replicate groups (two-level bootstrap: seeds, then items)")  # fmt: skip
+    for g in comp.groups:
+        pareto = "dominated by " + ", ".join(g.dominated_by) if g.dominated_by else ""
+        t.add_row(g.group, g.method, str(g.seeds), _pp(g.gain, g.gain_ci), _pp(g.drop, g.drop_ci), pareto,
+                  ", ".join(g.members))  # fmt: skip
+    console.print(t)
 
 
 def _mdd(p: SuitePower) -> str:
@@ -96,8 +141,8 @@ def print_pairs(console: Console, comp: Comparison) -> None:
         t = Table("a", "b", "Δ drop (a − b) [95% CI]", "p", "Δ gain [95% CI]", title="method against method")
         for p in comp.pairs:
             t.add_row(
-                f"{p.a} ({p.method_a})",
-                f"{p.b} ({p.method_b})",
+                f"{p.a} ({p.method_a}, {p.seeds_a} seed{'s' if p.seeds_a > 1 else ''})",
+                f"{p.b} ({p.method_b}, {p.seeds_b} seed{'s' if p.seeds_b > 1 else ''})",
                 _pp(p.drop_diff, p.drop_ci),
                 "—" if p.drop_p is None else f"{p.drop_p:.2g}",
                 _pp(p.gain_diff, p.gain_ci),
@@ -107,12 +152,14 @@ def print_pairs(console: Console, comp: Comparison) -> None:
             console.print(f"  {p.verdict}", highlight=False)
     if comp.ordering.get("relations"):
         console.print(comp.ordering["sentence"], highlight=False)
+        for r in comp.ordering["relations"]:
+            console.print(f"  [dim]{r['a']} > {r['b']}: {r.get('source', '')}[/]", highlight=False)
     if comp.matched_gain:
-        t = Table("trained on", "method", "gain level", "drop [95% CI]", "curve points", title="drop at matched gain")
+        t = Table("trained on", "method", "gain level", "drop [95% CI]", "unreadable", "curve points",
+                  title="drop at matched gain (never extrapolated)")  # fmt: skip
         for m in comp.matched_gain:
-            t.add_row(
-                ", ".join(m.trained_on), m.method, f"{m.gain:.1f}", _pp(m.drop, m.drop_ci), ", ".join(m.checkpoints)
-            )
+            t.add_row(", ".join(m.trained_on), m.method, f"{m.gain:.1f}", _pp(m.drop, m.drop_ci),
+                      f"{m.unreadable:.0%}", ", ".join(m.checkpoints))  # fmt: skip
         console.print(t)
     if comp.kl:
         drops = {s.checkpoint: s.drop for s in comp.summaries}

@@ -40,6 +40,7 @@ class Checkpoint:
     chat_template: str = "native"
     system_prompt: str | None = None
     notes: str = ""
+    group: str = ""  # replicate group (harness/groups.py); "" = derived from method, trained_on, hparams but seed
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -52,6 +53,7 @@ class Checkpoint:
             "chat_template": self.chat_template,
             "system_prompt": self.system_prompt,
             "notes": self.notes,
+            "group": self.group,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
@@ -187,6 +189,8 @@ class Delta:
     q_value: float  # Benjamini-Hochberg across suites x checkpoints
     forgotten: int  # items right under the base, wrong under the checkpoint
     learned: int  # wrong -> right
+    informative: bool = True  # the base can show forgetting here (harness/informative.py)
+    in_drop: bool = False  # counted in the checkpoint's headline drop
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,12 @@ class CheckpointSummary:
     drop: float | None
     drop_ci: tuple[float, float] | None
     deltas: tuple[Delta, ...]
-    dominated_by: tuple[str, ...] = ()  # Pareto: checkpoints with >= gain and <= drop, one strictly
+    dominated_by: tuple[str, ...] = ()  # Pareto, resolved: better on one axis (CI), not worse on the other
     notes: tuple[str, ...] = ()
+    # drop is over the informative non-target suites (harness/informative.py); drop_all over all of them
+    drop_all: float | None = None
+    drop_all_ci: tuple[float, float] | None = None
+    group: str = ""  # its replicate group (harness/groups.py)
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,8 @@ class PairDiff:
     gain_ci: tuple[float, float] | None
     gain_p: float | None
     verdict: str  # one sentence: "... : resolved" / "... : cannot tell"
+    seeds_a: int = 1  # a and b are replicate groups (a single checkpoint is a group of one seed)
+    seeds_b: int = 1
 
 
 @dataclass(frozen=True)
@@ -259,7 +269,9 @@ class MatchedGain:
     gain: float  # the common gain level, points
     drop: float
     drop_ci: tuple[float, float]
-    checkpoints: tuple[str, ...]  # the curve's points, in gain order
+    checkpoints: tuple[str, ...]  # the curve's points (replicate groups), in gain order
+    unreadable: float = 0.0  # fraction of resamples whose curve does not reach this gain (not extrapolated)
+    seeds: int = 1  # the fewest seeds of any group on the curve
 
 
 @dataclass(frozen=True)
@@ -273,6 +285,7 @@ class NoiseFloor:
     ci_low: float
     ci_high: float
     flips: int  # items whose 0/1 outcome changed
+    zero_by_construction: bool = False  # greedy and batch-invariant: the re-score cannot differ, not a floor
 
 
 @dataclass(frozen=True)
@@ -304,6 +317,59 @@ class Comparison:
     noise: tuple[NoiseFloor, ...] = ()
     kl: tuple[KLPoint, ...] = ()
     kl_spearman: float | None = None  # rank correlation of drop with KL(base || ckpt) across checkpoints
+    informative: tuple[SuiteInformative, ...] = ()  # per suite, from the base alone (harness/informative.py)
+    groups: tuple[GroupSummary, ...] = ()  # replicate groups (harness/groups.py)
+    floors: tuple[SuiteFloor, ...] = ()  # seed spread per suite; steps of one run when given
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION} | asdict(self)
+
+
+@dataclass(frozen=True)
+class SuiteInformative:
+    """Can this suite show forgetting for this base? Decided from the base alone (harness/informative.py)."""
+
+    suite: str
+    informative: bool
+    reason: str  # "" when informative, else "not above chance: ..." and/or "at ceiling: ..."
+    base_score: float  # points
+    n: int
+    chance: float  # points
+    ceiling: float  # points
+    p_above_chance: float  # one-sided test of base > chance
+    upper: float  # one-sided 95% upper bound of the base score, points
+
+
+@dataclass(frozen=True)
+class GroupSummary:
+    """A replicate group: checkpoints of one recipe that differ only in seed; gain and drop by a two-level
+    paired bootstrap (seeds, then items with the same indices for every checkpoint)."""
+
+    group: str
+    method: str
+    trained_on: tuple[str, ...]
+    members: tuple[str, ...]
+    gain: float | None  # mean over members
+    gain_ci: tuple[float, float] | None
+    drop: float | None  # informative non-target suites, mean over members
+    drop_ci: tuple[float, float] | None
+    drop_all: float | None = None
+    dominated_by: tuple[str, ...] = ()  # other groups, resolved
+    notes: tuple[str, ...] = ()
+
+    @property
+    def seeds(self) -> int:
+        return len(self.members)
+
+
+@dataclass(frozen=True)
+class SuiteFloor:
+    """What "no change" looks like on one suite, from replicates ("seed") or adjacent steps of one run ("steps")."""
+
+    suite: str
+    kind: str  # "seed" | "steps"
+    n: int  # groups (seed) or adjacent pairs (steps) it is pooled over
+    sd: float  # points: pooled within-group sd of the score (seed); rms adjacent change (steps)
+    low: float  # the band, points
+    high: float
+    detail: str

@@ -71,7 +71,9 @@ def test_noise_floor_is_measured_cached_and_skippable(workspace: Path) -> None:
     assert [n["suite"] for n in data["noise"]] == SUITES.split(",")
     for n in data["noise"]:  # the fake engine is deterministic: its noise floor is exactly zero
         assert n["change"] == "batch size 32 -> 16" and n["delta"] == 0 and n["flips"] == 0 and n["n"] == 20
-    assert data["meta"]["noise_band"] == [0.0, 0.0] and "Noise floor" in data["_output"]
+    # greedy and batch-invariant: 0 by construction, said in words, no zero band drawn
+    assert data["meta"]["noise_band"] is None and data["meta"]["decoding_noise_zero"]
+    assert "Decoding noise: 0 on every suite by construction" in " ".join(data["_output"].split())
     added = _keys(workspace) - before
     # one new key per suite, the base's only (the marked greedy seed); the normal keys are all still there
     assert sorted((c, s) for c, s, _ in added) == [("base", s) for s in sorted(SUITES.split(","))]
@@ -82,7 +84,7 @@ def test_noise_floor_is_measured_cached_and_skippable(workspace: Path) -> None:
     # a normal run is unaffected: the same numbers with and without the probe
     assert [s["deltas"] for s in plain["summaries"]] == [s["deltas"] for s in data["summaries"]]
     html = Path("out/report.html").read_text()
-    assert "noise floor (Δ [95% CI])" in html and "batch size 32 -&gt; 16" in html
+    assert "decoding noise (Δ [95% CI])" in html and "batch size 32 -&gt; 16" in html and "0 by construction" in html
 
 
 def test_noise_plan_seed_for_sampled_batch_size_for_greedy() -> None:

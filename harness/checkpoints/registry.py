@@ -18,6 +18,8 @@ one-line errors. `with_lineage` applies `compare --trained-on/--method` to candi
         hparams: {lr: 1.0e-4, epochs: 2, seed: 0, step: 100}
         chat_template: native            # native = the checkpoint's own template
         system_prompt: null              # null = no system turn added by us
+        group: null                      # replicate group name; default: same base, method, trained_on and
+                                         # hparams but seed (harness/groups.py)
 
     forgetbench checkpoints              # list and validate
 """
@@ -43,7 +45,7 @@ METHODS = ("base", "sft", "self-sft", "iter-sft", "grpo", "reinforce", "grpo-nok
 FORMATS = ("hf", "hub", "peft", "pt", "safetensors", "gguf", "fake", "embedded")
 DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
-_FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes"}
+_FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes", "group"}
 
 
 def detect_format(path: str) -> str:
@@ -90,10 +92,17 @@ def check_trained_on(names: tuple[str, ...] | list[str], where: str, known: set[
 
 
 def with_lineage(
-    registry: Registry, ckpts: list[Checkpoint], specs: list[str], trained_on: str | None, method: str | None
+    registry: Registry,
+    ckpts: list[Checkpoint],
+    specs: list[str],
+    trained_on: str | None,
+    method: str | None,
+    group: str | None = None,
 ) -> list[Checkpoint]:
-    """`compare BASE PATH... --trained-on S[,S] --method M`: lineage for every candidate given as a path
-    (registry entries keep their own; the base, first, is never a candidate)."""
+    """`compare BASE PATH... --trained-on S[,S] --method M --group G`: lineage (and replicate group) for every
+    candidate given as a path (registry entries keep their own; the base, first, is never a candidate)."""
+    if group is not None and not _ID.match(group):
+        raise RegistryError(f"--group: {group!r} must be letters, digits, '.', '_' or '-'")
     names = None
     if trained_on is not None:
         names = tuple(s.strip() for s in trained_on.split(",") if s.strip())
@@ -106,6 +115,7 @@ def with_lineage(
     for ckpt, spec in zip(ckpts[1:], specs[1:], strict=True):
         if spec not in registry.by_id:
             ckpt = replace(ckpt, trained_on=ckpt.trained_on if names is None else names, method=method or ckpt.method)
+            ckpt = replace(ckpt, group=group or ckpt.group)
         out.append(ckpt)
     return out
 
@@ -282,6 +292,9 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     base = entry.get("base")
     if base is not None and not isinstance(base, str):
         raise RegistryError(f"{where}: field 'base' must be a checkpoint id")
+    group = entry.get("group") or ""
+    if not isinstance(group, str) or (group and not _ID.match(group)):
+        raise RegistryError(f"{where}: field 'group' must be a name of letters, digits, '.', '_' or '-'")
     if fmt in ("safetensors",) and base is None:
         raise RegistryError(f"{where}: field 'base' is required for a bare .safetensors state dict")
     return Checkpoint(
@@ -295,6 +308,7 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
         chat_template=template,
         system_prompt=system_prompt,
         notes=str(entry.get("notes", "")),
+        group=group,
     )
 
 
