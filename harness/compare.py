@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from harness import stats
+from harness import breakdown, stats
 from harness.errors import ForgetbenchError
 from harness.types import CheckpointSummary, Comparison, Delta, ForgottenItem, KLPoint, SuiteResult
 
@@ -263,6 +263,7 @@ def compare(
     kl_pts = [k for k in kl if k.checkpoint in drops]
     kl_rho = stats.spearman([k.kl_base_ckpt for k in kl_pts], [drops[k.checkpoint] for k in kl_pts])
     scores = {cid: {s: r.mean * 100 for s, r in res.items() if s in suites} for cid, res in results.items()}
+    formats, categories = breakdown.breakdown(results, base, [c for c, _, _ in checkpoints], n_boot, seed)
     meta = {
         "n_boot": n_boot,
         "seed": seed,
@@ -293,6 +294,8 @@ def compare(
         noise=tuple(f for f, _ in floor),
         kl=tuple(kl_pts),
         kl_spearman=kl_rho,
+        formats=tuple(formats),
+        categories=tuple(categories),
     )
 
 
@@ -350,5 +353,13 @@ def _forgotten_items(
         prompt, ref = (prompts or {}).get(suite, {}).get(item_id, ("", ""))
         base_ans = b.completions[k] if b.completions else ""
         ans = c.completions[pos[item_id]] if c.completions else ""
-        out.append(ForgottenItem(cid, suite, item_id, prompt, base_ans, ans, ref))
+        kc = pos[item_id]
+        parsed = c.answers[kc] if breakdown.has_answers(c) else None
+        base_parsed = b.answers[k] if breakdown.has_answers(b) else None
+        why = c.explanations[kc] if len(c.explanations) == len(c.scores) else ""
+        out.append(
+            ForgottenItem(
+                cid, suite, item_id, prompt, base_ans, ans, ref, parsed, base_parsed, breakdown.cause(c, kc), why
+            )
+        )
     return out

@@ -330,6 +330,34 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
     return rows
 
 
+def format_rows(comp: Comparison) -> list[dict[str, Any]]:
+    """Format vs content per checkpoint and parsing suite (harness/breakdown.py)."""
+    return [
+        {
+            "checkpoint": f.checkpoint,
+            "suite": f.suite,
+            "no_answer": f"{f.no_answer * 100:.1f}%",
+            "base_no_answer": f"{f.base_no_answer * 100:.1f}%",
+            "forgotten": f.forgotten,
+            "format": f.format,
+            "content": f.content,
+        }
+        for f in comp.formats
+    ]
+
+
+def category_rows(comp: Comparison) -> list[dict[str, Any]]:
+    """Per-category paired deltas (MMLU subject groups, IFEval instruction ids)."""
+    return [
+        {
+            **c.__dict__,
+            "text": f"{c.delta:+.1f} [{c.ci_low:+.1f}, {c.ci_high:+.1f}]",
+            "sign": _sign((c.ci_low, c.ci_high)),
+        }
+        for c in comp.categories
+    ]
+
+
 # -- writers ----------------------------------------------------------------------------------------------
 
 
@@ -363,6 +391,8 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
         candidates=[s.checkpoint for s in comp.summaries],
         forgotten=comp.forgotten,
         forgotten_suites=sorted({f.suite for f in comp.forgotten}),
+        formats=format_rows(comp),
+        categories=category_rows(comp),
         figures=script_json(figures),
         meta=comp.meta,
         config=config or {},
