@@ -46,7 +46,9 @@ def test_every_parser_reads_the_gold_finds_nothing_in_prose_and_keeps_its_score(
         assert prose.value == 0.0 and prose.answer is None
 
 
-def test_planted_format_breakage_is_format_and_wrong_letters_are_content(tmp_path: Path) -> None:
+def test_planted_format_breakage_is_format_and_wrong_letters_are_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Base: every item right. Candidate: items 0-11 lose the answer line, 12-19 answer a wrong letter."""
     suite = get_suite("mmlu")
     base = _fake(tmp_path / "base.fake.json", lambda k, it: suite.reference(it))
@@ -59,18 +61,23 @@ def test_planted_format_breakage_is_format_and_wrong_letters_are_content(tmp_pat
         "  - id: cand\n    path: cand.fake.json\n    method: sft\n    base: base\n    trained_on: [arithmetic]\n"
     )
     assert base.exists() and cand.exists()
-    import os
-
-    here = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        res = CliRunner().invoke(
-            app,
-            ["compare", "base", "cand", "--engine", "fake", "--limit", str(N), "--suites", "mmlu,arithmetic"]
-            + ["--out", "out"],
-        )
-    finally:
-        os.chdir(here)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "base",
+            "cand",
+            "--engine",
+            "fake",
+            "--limit",
+            str(N),
+            "--suites",
+            "mmlu,arithmetic",
+            "--out",
+            "out",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "out/results.json").read_text())
     (split,) = [f for f in data["formats"] if f["suite"] == "mmlu"]
@@ -104,8 +111,8 @@ def test_the_parsed_answer_is_cached_and_an_answerless_cache_is_not_read(tmp_pat
 
 
 def _result(cid: str, ids: list[str], scores: list[float], parts) -> SuiteResult:  # type: ignore[no-untyped-def]
-    n = len(ids)
-    return SuiteResult(cid, cid, "mmlu", "1", "knowledge", "d", "fake", tuple(ids), ("h",) * n, tuple(scores), parts=parts)
+    hashes = ("h",) * len(ids)
+    return SuiteResult(cid, cid, "mmlu", "1", "knowledge", "d", "fake", tuple(ids), hashes, tuple(scores), parts=parts)
 
 
 def test_category_deltas_find_a_planted_drop_in_one_subject_group() -> None:
@@ -114,9 +121,11 @@ def test_category_deltas_find_a_planted_drop_in_one_subject_group() -> None:
     ids = [it.id for it in items]
     base_scores = [1.0 if k % 3 else 0.0 for k in range(len(items))]
     # the candidate forgets most STEM items it knew, nothing else
-    cand_scores = [0.0 if g == "STEM" and k % 4 else s for k, (g, s) in enumerate(zip(groups, base_scores))]
-    base = _result("base", ids, base_scores, tuple(((g, s),) for g, s in zip(groups, base_scores)))
-    cand = _result("cand", ids, cand_scores, tuple(((g, s),) for g, s in zip(groups, cand_scores)))
+    cand_scores = [
+        0.0 if g == "STEM" and k % 4 else s for k, (g, s) in enumerate(zip(groups, base_scores, strict=True))
+    ]
+    base = _result("base", ids, base_scores, tuple(((g, s),) for g, s in zip(groups, base_scores, strict=True)))
+    cand = _result("cand", ids, cand_scores, tuple(((g, s),) for g, s in zip(groups, cand_scores, strict=True)))
     by = {c.category: c for c in category_deltas(base, cand)}
     assert set(by) == {"STEM", "humanities", "social sciences", "other"}
     assert by["STEM"].ci_high < 0 and by["STEM"].delta < -30
