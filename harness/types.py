@@ -40,6 +40,7 @@ class Checkpoint:
     chat_template: str = "native"
     system_prompt: str | None = None
     notes: str = ""
+    data_score: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # harness/datascore.py
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -52,6 +53,7 @@ class Checkpoint:
             "chat_template": self.chat_template,
             "system_prompt": self.system_prompt,
             "notes": self.notes,
+            "data_score": dict(self.data_score) if self.data_score else None,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 

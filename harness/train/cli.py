@@ -72,6 +72,9 @@ def train_cmd(
     max_new_tokens: Annotated[int | None, typer.Option(help="rollout length (default: the suite's)")] = None,
     group_size: Annotated[int | None, typer.Option(help="rl: samples per prompt (5)")] = None,
     beta: Annotated[float | None, typer.Option(help="rl: k2 KL weight (grpo 0.05)")] = None,
+    data: Annotated[
+        Path | None, typer.Option("--data", help="sft: a chat jsonl to train on (the last turn is the response)")
+    ] = None,
 ) -> None:
     """Train a checkpoint with SFT, Self-SFT, Iterative-SFT, GRPO, REINFORCE or GRPO without KL."""
     given = {k_: v for k_, v in locals().items() if k_ not in ("method", "no_register", "save_steps")}
@@ -87,6 +90,7 @@ def train_cmd(
     except TypeError as e:
         raise _fail(f"bad option: {e}") from None
 
+    from harness.chatdata import DataError
     from harness.checkpoints.registry import RegistryError
     from harness.engines import EngineError
     from harness.suites import SuiteError
@@ -96,7 +100,7 @@ def train_cmd(
 
     try:
         train(cfg, console=err_console)
-    except (ConfigError, SuiteError, RegistryError, EngineError, FileNotFoundError) as e:
+    except (ConfigError, SuiteError, RegistryError, EngineError, FileNotFoundError, DataError) as e:
         raise _fail(str(e)) from None
     except (TrainError, SyncError) as e:
         raise _fail(str(e), 1) from None
