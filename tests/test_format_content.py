@@ -142,3 +142,14 @@ def test_instruction_parts_pair_each_instruction_and_no_parser_means_no_split() 
     by = {c.category: c for c in category_deltas(base, cand)}
     assert by["a"].delta == 0.0 and by["b"].delta == -100.0 and by["b"].n == 60
     assert format_split(base, cand) is None  # no parser: no format/content split
+
+
+def test_ifeval_parts_are_each_instructions_strict_follow() -> None:
+    pytest.importorskip("if_verifiable")
+    suite = get_suite("ifeval")
+    assert not suite.parses  # no answer to parse: no format/content split, only categories
+    for it in load_items(suite, 5):
+        text = "HELLO WORLD. This is my answer, written in capitals, with no commas at all"
+        got, metrics = suite.scored(it, text), suite.metrics(it, text)
+        assert got.value == suite.score(it, text) and got.answer is None
+        assert got.parts == tuple(zip(it.data["instruction_ids"], map(float, metrics["inst_strict"]), strict=True))
