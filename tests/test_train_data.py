@@ -105,6 +105,7 @@ def test_sft_on_data_trains_on_its_responses_and_records_the_data(registry: Path
         "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
         "n_examples": 6,
     }
+    assert ckpt.hparams["data_sha256"] == meta["data"]["sha256"][:16]  # other data: not a replicate of this run
     assert meta["data_score"] == ckpt.data_score and math.isfinite(ckpt.data_score["mean_nll"])
     # a random 400-token model: every assistant token costs about log(400) nats
     assert abs(ckpt.data_score["mean_nll"] - math.log(400)) < 1.0

@@ -152,6 +152,8 @@ class Saver:
         hp: dict[str, Any] = {"lr": self.cfg.lr, "epochs": self.cfg.epochs, "seed": self.cfg.seed, "step": step}
         hp |= {"batch_size": self.cfg.batch_size, "lora_r": self.cfg.lora_r}
         hp |= {k: getattr(self.cfg, k) for k in sorted(own)}
+        if self.data is not None:  # sft --data: which data, by content (runs on other data are not replicates)
+            hp["data_sha256"] = self.data["sha256"][:16]
         if self.signal is not None:
             hp |= {"no_signal_steps": self.signal["no_signal_steps"], "rl_steps": self.signal["steps"]}
         return {k: v for k, v in hp.items() if v is not None}
