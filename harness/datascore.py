@@ -92,10 +92,13 @@ def score_tokens(
 
 def suite_chats(spec: str, limit: int | None = None) -> list[Chat]:
     """A suite's SFT data as `train sft --suite` builds it: train split, prompt + the suite's expert response."""
-    from harness.suites import get_suite
+    from harness.chatdata import DataError
+    from harness.suites import Suite, get_suite
     from harness.train.run import train_items
 
     suite = get_suite(spec)
+    if not suite.has_reference and type(suite).expert is Suite.expert:
+        raise DataError(f"suite:{spec}: the suite has no gold or expert responses, so no SFT data to score")
     return [
         Chat(tuple(suite.prompt(it)), suite.expert(it), f"suite {suite.name}: {it.id}")
         for it in train_items(suite, limit)

@@ -98,6 +98,10 @@ def test_suite_data_and_the_fake_engine(tmp_path: Path) -> None:
     assert ds["top"][0]["where"] == chats[4].where  # the one example the fake model would not write
     res = CliRunner().invoke(app, ["data-score", str(tmp_path / "nope.jsonl"), "--base", str(fake)])
     assert res.exit_code == 2 and "nope.jsonl: cannot read chat data" in res.stderr
+    res = CliRunner().invoke(app, ["data-score", "suite:ifeval", "--base", str(fake), "--engine", "fake"])
+    assert res.exit_code == 2 and "no gold or expert responses" in res.stderr
+    res = CliRunner().invoke(app, ["data-score", "suite:capitals", "--base", str(fake), "--engine", "fake"])
+    assert res.exit_code == 2 and "capitals has no train split" in res.stderr
 
 
 def _workspace(tmp_path: Path, n: int) -> None:

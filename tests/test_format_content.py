@@ -14,13 +14,18 @@ from harness.breakdown import category_deltas, format_split
 from harness.checkpoints.registry import Registry
 from harness.cli import app
 from harness.evaluate import EvalConfig, evaluate
-from harness.suites import get_suite, load_items
+from harness.suites import all_suites, get_suite, load_items
 from harness.types import SuiteResult
 from suites.mmlu import LETTERS, subject_group
 
 N = 40
 NO_ANSWER = "Let me think about the options one by one; they all seem plausible to me."
-PARSERS = ["mmlu", "mmlu:lenient", "gsm8k", "gsm8k:minerva", "math500", "countdown", "addsub", "arithmetic"]
+# every suite that parses an answer (a later one joins by setting parses = True), and the other scorer modes
+PARSERS = sorted(n for n, s in all_suites().items() if s.parses) + [
+    "mmlu:lenient",
+    "gsm8k:minerva",
+    "countdown:lenient",
+]
 
 
 def _wrong_letter(item) -> str:  # type: ignore[no-untyped-def]
@@ -36,6 +41,7 @@ def _fake(path: Path, answer) -> Path:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("spec", PARSERS)
 def test_every_parser_reads_the_gold_finds_nothing_in_prose_and_keeps_its_score(spec: str) -> None:
+    assert {"mmlu", "gsm8k", "math500", "countdown", "addsub", "arithmetic"} <= set(PARSERS)
     suite = get_suite(spec)
     assert suite.parses
     for it in load_items(suite, 3):
