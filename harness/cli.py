@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness import gate, leaderboard
+from harness import datascore, gate, leaderboard
 from harness.commandline import (
     App,
     BatchSizeOpt,
@@ -239,6 +239,7 @@ def simulate(
 train_cli.register(app)
 gate.register(app)
 leaderboard.register(app)
+datascore.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m harness.cli`

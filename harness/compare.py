@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from harness import decisions, informative, stats
+from harness import breakdown, decisions, informative, stats
 from harness import groups as groups_mod
 from harness.errors import ForgetbenchError
 from harness.types import (
@@ -293,6 +293,7 @@ def compare(
         cid: _headline_set_drop(results, base, cid, [s for s in suites if s not in t], flags, n_boot, seed, n_perm)
         for cid, _, t in checkpoints
     }
+    formats, categories = breakdown.breakdown(results, base, [c for c, _, _ in checkpoints], n_boot, seed)
     meta = {
         "n_boot": n_boot,
         "seed": seed,
@@ -333,6 +334,8 @@ def compare(
         informative=tuple(flags.values()),
         groups=tuple(group_rows),
         floors=(*seed_floors, *step_floors),
+        formats=tuple(formats),
+        categories=tuple(categories),
     )
 
 
@@ -461,5 +464,13 @@ def _forgotten_items(
         prompt, ref = (prompts or {}).get(suite, {}).get(item_id, ("", ""))
         base_ans = b.completions[k] if b.completions else ""
         ans = c.completions[pos[item_id]] if c.completions else ""
-        out.append(ForgottenItem(cid, suite, item_id, prompt, base_ans, ans, ref))
+        kc = pos[item_id]
+        parsed = c.answers[kc] if breakdown.has_answers(c) else None
+        base_parsed = b.answers[k] if breakdown.has_answers(b) else None
+        why = c.explanations[kc] if len(c.explanations) == len(c.scores) else ""
+        out.append(
+            ForgottenItem(
+                cid, suite, item_id, prompt, base_ans, ans, ref, parsed, base_parsed, breakdown.cause(c, kc), why
+            )
+        )
     return out

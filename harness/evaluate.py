@@ -36,7 +36,7 @@ from harness.engines import Engine, engine_ident, make_engine
 from harness.errors import ForgetbenchError
 from harness.store import Store, StoreError
 from harness.suites import Suite, load_items
-from harness.types import Completion, Decoding, Item, Record, RecordKey, SuiteResult, stable_hash
+from harness.types import Completion, Decoding, Item, Record, RecordKey, Score, SuiteResult, stable_hash
 
 
 class MissingRecordsError(ForgetbenchError):
@@ -234,15 +234,17 @@ def _record(t: _Task, i: int, text: str, finish: str, n_tokens: int) -> Record:
     )
 
 
-def _scores(t: _Task, store: Store, completions: list[str]) -> list[float]:
-    """The suite's scores of these completions, through the store's score cache (keyed by the scorer's
-    version and each completion's hash): a cached comparison never imports a checker or runs a judge."""
-    cache = store.load_scores(t.key, t.suite.scorer_version)
+def _scores(t: _Task, store: Store, completions: list[str]) -> list[Score]:
+    """The suite's scores of these completions (with the answers its scorer read), through the store's score
+    cache (keyed by the scorer's version and each completion's hash): a cached comparison never imports a
+    checker or runs a judge."""
+    key = t.key
+    cache = store.load_scores(key, t.suite.scorer_version)
     hashes = [stable_hash(c) for c in completions]
     todo = [k for k, (it, h) in enumerate(zip(t.items, hashes, strict=True)) if cache.get(it.id, ("",))[0] != h]
     if todo:
-        fresh = t.suite.score_many([t.items[k] for k in todo], [completions[k] for k in todo], store)
-        cache |= {t.items[k].id: (hashes[k], float(v)) for k, v in zip(todo, fresh, strict=True)}
+        fresh = t.suite.scored_many([t.items[k] for k in todo], [completions[k] for k in todo], store)
+        cache |= {t.items[k].id: (hashes[k], v) for k, v in zip(todo, fresh, strict=True)}
         with contextlib.suppress(StoreError):  # a read-only store still compares; it just rescores next time
             store.save_scores(t.key, t.suite.scorer_version, cache)
     return [cache[it.id][1] for it in t.items]
@@ -252,6 +254,7 @@ def _result(t: _Task, store: Store) -> SuiteResult:
     recs = store.load(t.key) if t.missing() else t.cached
     rows = [recs[it.id] for it in t.items]
     completions = [r.completion for r in rows]
+    scored = _scores(t, store, completions)
     return SuiteResult(
         checkpoint=t.ckpt.id,
         fingerprint=t.fp,
@@ -263,6 +266,10 @@ def _result(t: _Task, store: Store) -> SuiteResult:
         engine=t.key.engine,
         item_ids=tuple(it.id for it in t.items),
         prompt_hashes=tuple(r.prompt_hash for r in rows),
-        scores=tuple(_scores(t, store, completions)),
+        scores=tuple(s.value for s in scored),
         completions=tuple(completions),
+        answers=tuple(s.answer for s in scored),
+        explanations=tuple(s.explanation for s in scored),
+        parts=tuple(s.parts for s in scored),
+        parses=t.suite.parses,
     )

@@ -113,6 +113,16 @@ def paper_extract(text: str) -> str:
     return text
 
 
+def paper_found(text: str) -> str | None:
+    """What `paper_extract` finds with one of its patterns; None where it falls back to the whole text."""
+    text = paper_prenormalise(text[-MAX_SCAN:])
+    for pattern in (_PAPER_BOXED, _PAPER_DOLLARS, _PAPER_NUMBER):
+        found = pattern.findall(text)
+        if found:
+            return found[-1].strip()
+    return None
+
+
 def minerva_key(answer: str) -> str | None:
     """What the paper compares: pre-normalised Minerva normal form; None for an over-long answer."""
     if len(answer) > MAX_ANSWER:

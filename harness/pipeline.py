@@ -256,6 +256,8 @@ def build(
         ceiling=ceiling,
         groups=assign_groups(ckpts[1:]),
     )
+    # how off-policy each candidate's training data was (its data_score), beside its drop
+    comp = replace(comp, data_scores={c.id: dict(c.data_score) for c in ckpts[1:] if c.data_score})
     config = {
         "checkpoints": list(specs),
         "suites": [s.spec for s in suites],  # with options: `report` re-resolves exactly these

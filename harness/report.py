@@ -242,6 +242,46 @@ def kl_figure(comp: Comparison) -> dict[str, Any] | None:
     return {"data": [trace], "layout": layout}
 
 
+MIN_DATA_SCORE_POINTS = 3  # a scatter of two points says nothing about a relation
+
+
+def data_score_figure(comp: Comparison) -> dict[str, Any] | None:
+    """Drop against how off-policy each checkpoint's training data was for the base (mean NLL per assistant
+    token, harness/datascore.py); only with at least MIN_DATA_SCORE_POINTS checkpoints that have both."""
+    from harness.stats import spearman
+
+    pts = [
+        (s.checkpoint, float(comp.data_scores[s.checkpoint]["mean_nll"]), s.drop, s.drop_ci)
+        for s in comp.summaries
+        if s.drop is not None and "mean_nll" in comp.data_scores.get(s.checkpoint, {})
+    ]
+    if len(pts) < MIN_DATA_SCORE_POINTS:
+        return None
+    rho = spearman([p[1] for p in pts], [p[2] for p in pts])
+    trace = {
+        "type": "scatter",
+        "mode": "markers+text",
+        "x": [_finite(p[1]) for p in pts],
+        "y": [_finite(p[2]) for p in pts],
+        "error_y": error_bars([p[2] for p in pts], [p[3] for p in pts]),
+        "text": [p[0] for p in pts],
+        "textposition": "top center",
+        "marker": {"size": 11},
+        "hovertemplate": "%{text}: data NLL %{x:.3f} nats/token, drop %{y:.1f}<extra></extra>",
+    }
+    title = "drop vs how off-policy the training data was" + (
+        f" (Spearman ρ = {rho:+.2f}, {len(pts)} checkpoints)" if rho is not None else ""
+    )
+    layout = {
+        "title": {"text": title},
+        "xaxis": {"title": {"text": "base's mean NLL of the training data, nats per assistant token"}},
+        "yaxis": {"title": {"text": "drop (points)"}, "zeroline": True},
+        "height": 400,
+        "margin": {"l": 60, "r": 20, "t": 50, "b": 60},
+    }
+    return {"data": [trace], "layout": layout}
+
+
 def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]) -> dict[str, Any]:
     """Asymmetric plotly error bars from (value, CI) pairs; no CI draws none."""
     plus = [_finite(ci[1] - v) if ci and v is not None else 0 for v, ci in zip(values, cis, strict=True)]
@@ -275,9 +315,18 @@ def summary_rows(comp: Comparison) -> list[dict[str, Any]]:
                 "learned": sum(d.learned for d in s.deltas if d.is_target),
                 "pareto": _pareto(s),
                 "notes": list(s.notes),
+                "data_nll": _data_nll(comp, s.checkpoint),
             }
         )
     return rows
+
+
+def _data_nll(comp: Comparison, cid: str) -> str:
+    ds = comp.data_scores.get(cid) or {}
+    if "mean_nll" not in ds:
+        return "—"
+    above = f", {ds['frac_above'] * 100:.0f}% > ppl {ds.get('ppl_threshold', 10):g}" if "frac_above" in ds else ""
+    return f"{ds['mean_nll']:.3f}{above}"
 
 
 def _sign(ci: tuple[float, float] | None) -> int:
@@ -358,6 +407,34 @@ def _cut_item(f: ForgottenItem) -> ForgottenItem:
     return replace(f, **{k: cut_text(getattr(f, k)) for k in ("prompt", "base_answer", "answer", "reference")})
 
 
+def format_rows(comp: Comparison) -> list[dict[str, Any]]:
+    """Format vs content per checkpoint and parsing suite (harness/breakdown.py)."""
+    return [
+        {
+            "checkpoint": f.checkpoint,
+            "suite": f.suite,
+            "no_answer": f"{f.no_answer * 100:.1f}%",
+            "base_no_answer": f"{f.base_no_answer * 100:.1f}%",
+            "forgotten": f.forgotten,
+            "format": f.format,
+            "content": f.content,
+        }
+        for f in comp.formats
+    ]
+
+
+def category_rows(comp: Comparison) -> list[dict[str, Any]]:
+    """Per-category paired deltas (MMLU subject groups, IFEval instruction ids)."""
+    return [
+        {
+            **c.__dict__,
+            "text": f"{c.delta:+.1f} [{c.ci_low:+.1f}, {c.ci_high:+.1f}]",
+            "sign": _sign((c.ci_low, c.ci_high)),
+        }
+        for c in comp.categories
+    ]
+
+
 # -- writers ----------------------------------------------------------------------------------------------
 
 
@@ -371,6 +448,9 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
     kl = kl_figure(comp)
     if kl:
         figures["kl"] = kl
+    data_fig = data_score_figure(comp)
+    if data_fig:
+        figures["datascore"] = data_fig
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
     html = env.get_template("report.html.j2").render(
         comp=comp,
@@ -401,6 +481,9 @@ def render_html(comp: Comparison, path: Path, config: Mapping[str, Any] | None =
         candidates=[s.checkpoint for s in comp.summaries],
         forgotten=[_cut_item(f) for f in comp.forgotten],
         forgotten_suites=sorted({f.suite for f in comp.forgotten}),
+        formats=format_rows(comp),
+        figure_names=sorted(figures),
+        categories=category_rows(comp),
         figures=script_json(figures),
         meta=comp.meta,
         config=config or {},
@@ -455,6 +538,7 @@ def results_frame(comp: Comparison) -> pa.Table:
                     "in_drop": d.in_drop,
                     "drop_all": s.drop_all,
                     "group": s.group,
+                    "data_nll": (comp.data_scores.get(s.checkpoint) or {}).get("mean_nll"),
                 }
             )
     versions = _data_versions(comp.meta)

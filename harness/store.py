@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from harness.errors import ForgetbenchError
 from harness.fsio import UnsafePathError, atomic_write, check_no_links, read_nofollow, safe_name
-from harness.types import SCHEMA_VERSION, Record, RecordKey
+from harness.types import SCHEMA_VERSION, Record, RecordKey, Score
 
 _SCHEMA = pa.schema(
     [
@@ -224,24 +224,43 @@ class Store:
         return last
 
     # -- scores: a cache beside the records, keyed by the scorer's version ------------------------------
+    # ".answers": entries carry the parsed answer (harness/breakdown.py). The older `scores@<v>.json` files
+    # hold no answers; they are never read (an absent answer would read as "no answer found").
     def _scores_path(self, key: RecordKey, scorer_version: str) -> Path | str:
         d = self.key_dir(key)
-        name = f"scores@{_safe(scorer_version)}.json"
+        name = f"scores@{_safe(scorer_version)}.answers.json"
         return d / name if isinstance(d, Path) else f"{d}/{name}"
 
-    def load_scores(self, key: RecordKey, scorer_version: str) -> dict[str, tuple[str, float]]:
-        """item id -> (hash of the completion scored, score) under this scorer version; {} if none or unreadable
-        (a cache: whatever is missing or garbled is scored again, never trusted)."""
+    def load_scores(self, key: RecordKey, scorer_version: str) -> dict[str, tuple[str, Score]]:
+        """item id -> (hash of the completion scored, its Score) under this scorer version; {} if none or
+        unreadable (a cache: whatever is missing or garbled is scored again, never trusted)."""
         data = self._read(self._scores_path(key, scorer_version))
         try:
             raw = json.loads(data) if data else {}
-            return {k: (str(v[0]), float(v[1])) for k, v in raw.items()}
+            return {
+                k: (
+                    str(v[0]),
+                    Score(
+                        float(v[1]),
+                        None if v[2] is None else str(v[2]),
+                        str(v[3]),
+                        tuple((str(c), float(x)) for c, x in v[4]),
+                    ),
+                )
+                for k, v in raw.items()
+            }
         except (ValueError, TypeError, IndexError, AttributeError):
             return {}
 
-    def save_scores(self, key: RecordKey, scorer_version: str, scores: dict[str, tuple[str, float]]) -> None:
+    def save_scores(self, key: RecordKey, scorer_version: str, scores: dict[str, tuple[str, Score]]) -> None:
         """Rewrite the score cache whole (atomic; a concurrent writer's entries may be lost: they are rescored)."""
-        body = json.dumps({k: [h, v] for k, (h, v) in sorted(scores.items())}, separators=(",", ":"))
+        body = json.dumps(
+            {
+                k: [h, v.value, v.answer, v.explanation, [list(p) for p in v.parts]]
+                for k, (h, v) in sorted(scores.items())
+            },
+            separators=(",", ":"),
+        )
         self._write(self._scores_path(key, scorer_version), body.encode())
 
     # -- claims: one evaluator per group at a time ------------------------------------------------------

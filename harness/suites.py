@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 from harness.data import PackageFile, content_tag
 from harness.errors import ForgetbenchError
 from harness.fsio import did_you_mean
-from harness.types import Decoding, Item, stable_hash
+from harness.types import Decoding, Item, Score, stable_hash
 
 AREAS = ("instruction-following", "knowledge", "reasoning", "math", "safety", "commonsense")
 
@@ -148,6 +148,25 @@ class Suite:
         """Scores of many stored completions at once (what the evaluator calls). By default `score` per
         item; a suite with a model judge runs it batched here, caching its outputs in `store`."""
         return [float(self.score(it, c)) for it, c in zip(items, completions, strict=True)]
+
+    # -- what the scorer read (format vs content, harness/breakdown.py) -----------------------------
+    parses: ClassVar[bool] = False  # True when score() reads an answer out of the completion (see `parse`)
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        """The answer score() reads from the completion, None when it finds none (a format failure)."""
+        return None
+
+    def scored(self, item: Item, completion: str) -> Score:
+        """score() with what it read: Score(value, answer, explanation, parts). A suite with categories or
+        reasons overrides this; its score() must stay equal to scored().value."""
+        return Score(float(self.score(item, completion)), self.parse(item, completion) if self.parses else None)
+
+    def scored_many(self, items: Sequence[Item], completions: Sequence[str], store: Any = None) -> list[Score]:
+        """`scored` per item; a suite that neither parses nor overrides `scored` goes through score_many
+        (a judge's batched pass)."""
+        if not self.parses and type(self).scored is Suite.scored:
+            return [Score(v) for v in self.score_many(items, completions, store)]
+        return [self.scored(it, c) for it, c in zip(items, completions, strict=True)]
 
     def reference(self, item: Item) -> str:
         """A completion that scores 1: the rendered gold answer (also the SFT target)."""

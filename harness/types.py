@@ -41,6 +41,7 @@ class Checkpoint:
     system_prompt: str | None = None
     notes: str = ""
     group: str = ""  # replicate group (harness/groups.py); "" = derived from method, trained_on, hparams but seed
+    data_score: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # harness/datascore.py
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -54,6 +55,7 @@ class Checkpoint:
             "system_prompt": self.system_prompt,
             "notes": self.notes,
             "group": self.group,
+            "data_score": dict(self.data_score) if self.data_score else None,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 
@@ -165,6 +167,12 @@ class SuiteResult:
     scores: tuple[float, ...]
     completions: tuple[str, ...] = field(default=(), repr=False)
     scorer_version: str = ""  # how completions became scores (scorer mode, judge, checker versions)
+    # What the scorer read (harness/breakdown.py): per item the parsed answer (None = none found), the
+    # scorer's reason and its per-category parts; `parses` False = the suite has no answer parser.
+    answers: tuple[str | None, ...] = field(default=(), repr=False)
+    explanations: tuple[str, ...] = field(default=(), repr=False)
+    parts: tuple[tuple[tuple[str, float], ...], ...] = field(default=(), repr=False)
+    parses: bool = False
 
     @property
     def mean(self) -> float:
@@ -224,6 +232,10 @@ class ForgottenItem:
     base_answer: str
     answer: str
     reference: str
+    parsed: str | None = None  # the answer the checkpoint's scorer read; None = none found
+    base_parsed: str | None = None
+    cause: str = ""  # "format" (no answer found), "content" (an answer, wrong); "" = the suite has no parser
+    explanation: str = ""  # the scorer's reason, when it gives one
 
 
 @dataclass(frozen=True)
@@ -320,6 +332,9 @@ class Comparison:
     informative: tuple[SuiteInformative, ...] = ()  # per suite, from the base alone (harness/informative.py)
     groups: tuple[GroupSummary, ...] = ()  # replicate groups (harness/groups.py)
     floors: tuple[SuiteFloor, ...] = ()  # seed spread per suite; steps of one run when given
+    formats: tuple[FormatSplit, ...] = ()  # per checkpoint and parsing suite: no-answer rate, forgotten split
+    categories: tuple[CategoryDelta, ...] = ()  # per-category paired deltas (MMLU subject groups, IFEval ids)
+    data_scores: dict[str, dict[str, Any]] = field(default_factory=dict)  # checkpoint -> its training data's score
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA_VERSION} | asdict(self)
@@ -373,3 +388,43 @@ class SuiteFloor:
     low: float  # the band, points
     high: float
     detail: str
+
+
+class Score:
+    """One scored completion, after inspect_ai's Score: the value, the answer the scorer read out of the
+    completion (None = no parseable answer: a format failure), why, and the value per category where the
+    suite has categories (IFEval: each instruction's strict follow; MMLU: the subject group)."""
+
+    value: float
+    answer: str | None = None
+    explanation: str = ""
+    parts: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class FormatSplit:
+    """Format vs content on one parsing suite: how often no answer was found, and why items were forgotten."""
+
+    checkpoint: str
+    suite: str
+    n: int
+    no_answer: float  # fraction of the checkpoint's completions with no parseable answer (0-1)
+    base_no_answer: float  # the same for the base
+    forgotten: int  # right under the base, wrong under the checkpoint
+    format: int  # of those: no answer found
+    content: int  # of those: an answer found, and wrong
+
+
+@dataclass(frozen=True)
+class CategoryDelta:
+    """Paired change of one checkpoint vs the base within one category of a suite, points (0-100)."""
+
+    checkpoint: str
+    suite: str
+    category: str
+    n: int  # units paired: items (MMLU) or instructions (IFEval)
+    base_score: float
+    score: float
+    delta: float
+    ci_low: float
+    ci_high: float

@@ -10,11 +10,12 @@ Not a suite itself (discovery skips files starting with "_").
 
 from __future__ import annotations
 
+import logging
 from typing import ClassVar
 
-from harness.mathcheck import answers_match, checker_version
+from harness.mathcheck import answers_match, check, checker_version, extract_answer, paper_found
 from harness.suites import Option, Suite
-from harness.types import Item
+from harness.types import Item, Score
 from suites._olmo import OLMO_SOURCES, source_version
 
 PROMPT = "{problem}\n\nReason about the problem, derive your answer, and wrap your final answer in $\\boxed{{ }}$."
@@ -51,8 +52,20 @@ class MathSuite(Suite):
     def prompt(self, item: Item) -> list[dict[str, str]]:
         return [{"role": "user", "content": PROMPT.format(problem=item.data[self.problem_key])}]
 
+    parses = True
+
     def score(self, item: Item, completion: str) -> float:
         return float(answers_match(completion, item.data["answer"], self.mode))
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        """The mode's extracted answer; the paper's rule falls back to the whole text, which is no answer."""
+        return extract_answer(completion) if self.mode == "math-verify" else paper_found(completion)
+
+    def scored(self, item: Item, completion: str) -> Score:
+        verdict = check(completion, item.data["answer"], self.mode)
+        if verdict.reason.startswith("timeout"):  # logged as answers_match (score) logs it
+            logging.getLogger("harness.mathcheck").warning("math scoring: %s", verdict.reason)
+        return Score(float(verdict.correct), self.parse(item, completion), verdict.reason)
 
     def reference(self, item: Item) -> str:
         return f"The final answer is $\\boxed{{{item.data['answer']}}}$."

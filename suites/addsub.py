@@ -68,8 +68,13 @@ class AddSub(Suite):
         d = item.data
         return [{"role": "user", "content": PROMPT.format(a=d["a"], op=d["op"], b=d["b"])}]
 
+    parses = True
+
     def score(self, item: Item, completion: str) -> float:
         return float(numbers_equal(last_number(completion), item.data["answer"]))
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        return last_number(completion)
 
     def reference(self, item: Item) -> str:
         return str(item.data["answer"])

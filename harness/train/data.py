@@ -89,6 +89,19 @@ def expert_examples(
     return examples, rows
 
 
+def chat_examples(chats: Sequence[Any], fmt: ChatFormat, max_len: int) -> tuple[list[Example], list[dict[str, Any]]]:
+    """SFT data from chat examples (harness/chatdata.Chat: prompt turns + the response), as expert_examples."""
+    examples, rows = [], []
+    for c in chats:
+        prompt, ids = fmt.encode_prompt(c.messages)
+        ex = fmt.example(ids, c.response, finished=True)
+        kept = len(ex) <= max_len
+        if kept:
+            examples.append(ex)
+        rows.append({"item_id": c.where, "prompt": prompt, "completion": c.response, "kept": kept})
+    return examples, rows
+
+
 def collate(examples: Sequence[Example], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
     """Left-padded rows, so every response ends at the right edge and only the last `window` positions need
     logits (the 49k-vocabulary head on prompt positions is most of the waste on CPU).

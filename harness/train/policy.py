@@ -137,6 +137,10 @@ class Saver:
         self.saved: list[Checkpoint] = []
         # RL runs set this before the final save: {"steps", "no_signal_steps", "mostly_no_signal"}.
         self.signal: dict[str, Any] | None = None
+        # SFT runs set these: the data's score under the base at step 0 (harness/datascore.py) and, for
+        # --data, the file trained on {"path", "sha256", "n_examples"}.
+        self.data_score: dict[str, Any] | None = None
+        self.data: dict[str, Any] | None = None
 
     def wants(self, step: int) -> bool:
         every = self.cfg.save_every
@@ -148,6 +152,8 @@ class Saver:
         hp: dict[str, Any] = {"lr": self.cfg.lr, "epochs": self.cfg.epochs, "seed": self.cfg.seed, "step": step}
         hp |= {"batch_size": self.cfg.batch_size, "lora_r": self.cfg.lora_r}
         hp |= {k: getattr(self.cfg, k) for k in sorted(own)}
+        if self.data is not None:  # sft --data: which data, by content (runs on other data are not replicates)
+            hp["data_sha256"] = self.data["sha256"][:16]
         if self.signal is not None:
             hp |= {"no_signal_steps": self.signal["no_signal_steps"], "rl_steps": self.signal["steps"]}
         return {k: v for k, v in hp.items() if v is not None}
@@ -176,6 +182,7 @@ class Saver:
             "stats": {k: v for k, v in stats.items() if k not in _TIMINGS},
             "notes": self.notes(),
         }
+        meta |= {k: v for k, v in (("data_score", self.data_score), ("data", self.data)) if v is not None}
         save_pt(path, _Merged(model), self.tokenizer, meta)
         if self.cfg.save_hf:
             self._save_hf(model, path.with_suffix(""))
@@ -189,6 +196,7 @@ class Saver:
             hparams=self.hparams(step),
             system_prompt=self.base.ckpt.system_prompt,
             notes=self.notes(),
+            data_score=self.data_score,
         )
         if self.cfg.register:
             append_entry(self.cfg.registry, ckpt)

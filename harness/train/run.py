@@ -19,6 +19,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
 
+from harness.chatdata import file_sha256, read_chats
 from harness.checkpoints.registry import Registry, RegistryError
 from harness.checkpoints.weights import materialise
 from harness.suites import Suite, SuiteError, get_suite, load_items
@@ -61,9 +62,12 @@ def check_suite(cfg: TrainConfig, suite: Suite) -> None:
 def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None = None) -> list[Checkpoint]:
     """Run `cfg` and return the checkpoints written (registered unless cfg.register is False)."""
     console = console or Console(stderr=True)
+    # sft --data: the whole file is validated first; a malformed line stops the run before any model loads
+    chats = read_chats(cfg.data)[: cfg.train_limit or None] if cfg.data is not None else []
     suite = suite or get_suite(cfg.suite)
-    check_suite(cfg, suite)
-    items = train_items(suite, cfg.train_limit)
+    if not chats:
+        check_suite(cfg, suite)
+    items = train_items(suite, cfg.train_limit) if not chats else []
     registry, base = resolve_base(cfg)
     teacher = resolve_teacher(cfg, registry)  # before any model is loaded: a bad --teacher fails fast
     name = run_name(cfg, base)
@@ -92,6 +96,8 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
     )
     chat = chat_record(tokenizer, base.ckpt.system_prompt, sampler.ident)
     saver = Saver(cfg, base, name, out, tokenizer, chat, suite.name)
+    if cfg.data is not None:  # lineage: which file, by content, the checkpoint was trained on
+        saver.data = {"path": str(cfg.data), "sha256": file_sha256(cfg.data), "n_examples": len(chats)}
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.adam_betas, eps=1e-8, weight_decay=cfg.weight_decay)
     model, optimizer = acc.prepare(model, optimizer)
@@ -101,11 +107,14 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         for stale in ("log.jsonl", "rollouts.jsonl"):  # a rerun into the same folder starts fresh logs
             (out / stale).unlink(missing_ok=True)
         record = {"config": cfg.to_dict(), "name": name, "base": base.ckpt.to_dict(), "chat_template": chat}
-        record |= {"suite": suite.ident, "n_train_items": len(items), "world_size": acc.num_processes}
+        record |= {"suite": suite.ident, "n_train_items": len(items or chats), "world_size": acc.num_processes}
+        if saver.data is not None:
+            record["data"] = saver.data
         (out / "config.json").write_text(json.dumps(record, indent=1, default=str))
     n_train = sum(p.numel() for p in params)
     console.print(
-        f"train {cfg.method} on {suite.ident} ({len(items)} items) from {base.ckpt.id}: {name} -> {out} "
+        f"train {cfg.method} on {cfg.data or suite.ident} ({len(items or chats)} items) from {base.ckpt.id}: "
+        f"{name} -> {out} "
         f"({n_train / 1e6:.2f}M trainable parameters, {acc.num_processes} process(es) on {acc.device})",
         highlight=False,
     )
@@ -125,8 +134,12 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         rollouts=RolloutLog(out / "rollouts.jsonl"),
         console=console,
         teacher=teacher,
+        chats=chats,
     )
-    session.sampler.probe = _probe(suite, items[0], session.fmt)
+    first = chats[0] if chats else None
+    session.sampler.probe = (
+        _probe(suite, items[0], session.fmt) if first is None else (session.fmt.render(first.messages), first.response)
+    )
     try:
         if cfg.method in RL_METHODS:
             train_rl(session)

@@ -47,6 +47,7 @@ class Session:
     console: Console
     started: float = field(default_factory=time.perf_counter)
     teacher: Base | None = None  # sft --teacher: the checkpoint the SFT data is sampled from
+    chats: list[Any] = field(default_factory=list)  # sft --data: the chat examples (harness/chatdata.Chat)
 
     @property
     def policy(self) -> torch.nn.Module:

@@ -1,12 +1,15 @@
 """The SFT family: token-mean cross-entropy on assistant tokens, on one of three data sources.
 
     sft       expert responses (Countdown: the solver's solutions; other suites: the rendered gold answer),
+              or with --data FILE.jsonl: any chat examples (harness/chatdata.py; --suite stays the target),
               or with --teacher CKPT: k samples per prompt from that checkpoint, kept when the suite scores them
               correct (the paper's SFT data: a stronger model's responses filtered for correctness)
     self-sft  k samples per prompt drawn once from the initial model, kept when the suite scores them correct
     iter-sft  the same, re-drawn from the current model before every round (epoch, or every N steps)
 
 Self-SFT is Iterative-SFT with one round; GRPO is the limit of re-drawing every step (paper section 4.6).
+Every run scores its data under the policy before the first update (the base) at step 0: how off-policy it is
+(harness/datascore.py), logged and recorded with each checkpoint as `data_score`.
 
     forgetbench train sft --suite countdown --base smollm2-135m --train-limit 64 --batch-size 8 --max-steps 4
 """
@@ -23,7 +26,7 @@ from accelerate.utils import gather_object
 
 from harness.errors import ForgetbenchError
 from harness.train.config import IterSFTConfig, SelfSFTConfig, SFTConfig
-from harness.train.data import Example, collate, expert_examples, micro_batches, take_batches
+from harness.train.data import Example, chat_examples, collate, expert_examples, micro_batches, take_batches
 from harness.train.policy import token_logprobs
 from harness.train.rollout import RolloutLog, Sampler
 from harness.train.session import Session, StepBar
@@ -133,10 +136,51 @@ def sft_step(s: Session, batch: list[Example], step: int, total: int) -> dict[st
     return {"loss": loss_total, "lr": lr, "grad_norm": grad_norm, "tok_s": tokens / (time.perf_counter() - t0)}
 
 
+@torch.no_grad()
+def score_data(s: Session, examples: list[Example], wheres: list[str] | None = None) -> None:
+    """The data's score (harness/datascore.py) under the policy before its first update, i.e. the base: the
+    token-mean NLL of exactly the response tokens SFT trains on. Logged at step 0; every checkpoint of the run
+    records it (Saver.data_score -> .pt metadata and registry entry)."""
+    from harness.datascore import score_tokens
+
+    if not examples:
+        return
+    s.model.eval()
+    lps: list[list[float]] = [[] for _ in examples]
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
+    for start in range(0, len(order), s.cfg.micro_batch_size):
+        rows = order[start : start + s.cfg.micro_batch_size]
+        b = collate([examples[i] for i in rows], s.tokenizer.pad_token_id, s.acc.device)
+        with s.acc.autocast():
+            logp = token_logprobs(s.model, b).float().cpu()
+        window = logp.shape[1]
+        for r, i in enumerate(rows):
+            lps[i] = logp[r, window - len(examples[i].response_ids) :].tolist()
+    s.model.train()
+    wheres = wheres or [f"example {k}" for k in range(len(examples))]
+    texts = [s.tokenizer.decode(list(e.response_ids)) for e in examples]
+    ds = score_tokens(lps, wheres, texts, top=5)
+    s.saver.data_score = ds.summary()
+    s.log({"step": 0, "data_score": ds.summary(), "off_policy": [[o.where, round(o.mean_nll, 3)] for o in ds.top]})
+    s.console.print(
+        f"step 0: data score under the base: mean NLL {ds.mean_nll:.3f} nats/token over {ds.n_tokens} response "
+        f"tokens, {ds.frac_above:.1%} above perplexity {ds.ppl_threshold:g}",
+        highlight=False,
+    )
+
+
 def train_sft(s: Session) -> None:
     cfg = s.cfg
     iterative = isinstance(cfg, IterSFTConfig)
-    if cfg.method == "sft" and s.teacher is not None:
+    wheres: list[str] | None = None
+    if cfg.method == "sft" and cfg.data is not None:
+        examples, rows = chat_examples(s.chats, s.fmt, cfg.max_seq_len)
+        if s.acc.is_main_process:
+            RolloutLog(s.out / "data.jsonl").write(rows)
+        wheres = [r["item_id"] for r in rows if r["kept"]]
+        dropped = len(rows) - len(examples)
+        s.console.print(f"{len(examples)} examples from {cfg.data} ({dropped} longer than max_seq_len dropped)")
+    elif cfg.method == "sft" and s.teacher is not None:
         teacher = teacher_sampler(s)
         try:
             examples = sample_correct(s, step=0, seed=cfg.seed, source=teacher, k=cfg.teacher_samples)
@@ -147,6 +191,7 @@ def train_sft(s: Session) -> None:
         if s.acc.is_main_process:
             RolloutLog(s.out / "data.jsonl").write(rows)
         dropped = len(rows) - len(examples)
+        wheres = [r["item_id"] for r in rows if r["kept"]]
         s.console.print(f"{len(examples)} expert examples ({dropped} longer than max_seq_len dropped)")
     elif not iterative:
         examples = sample_correct(s, step=0, seed=cfg.seed)
@@ -156,6 +201,8 @@ def train_sft(s: Session) -> None:
         raise TrainError(
             f"{cfg.method}: no training examples (no correct samples); raise --k/--teacher-samples or --train-limit"
         )
+    if not iterative:
+        score_data(s, examples, wheres)
 
     def steps_per_round(data: list[Example]) -> int:
         if iterative and cfg.resample_every:
@@ -174,6 +221,8 @@ def train_sft(s: Session) -> None:
                 if not examples:
                     s.console.print(f"round {epoch}: no correct samples, nothing to train on")
                     continue
+                if step == 0:  # the first round's data, before any update: under the base
+                    score_data(s, examples)
                 # The schedule's horizon: steps so far + this round's size for every round left.
                 total = min(cap, step + steps_per_round(examples) * (cfg.epochs - epoch))
                 bar.set_total(total)
