@@ -390,6 +390,7 @@ class SuiteFloor:
     detail: str
 
 
+@dataclass(frozen=True)
 class Score:
     """One scored completion, after inspect_ai's Score: the value, the answer the scorer read out of the
     completion (None = no parseable answer: a format failure), why, and the value per category where the

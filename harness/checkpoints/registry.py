@@ -317,6 +317,7 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
         system_prompt=system_prompt,
         notes=str(entry.get("notes", "")),
         group=group,
+        data_score=dict(data_score) if data_score else None,
     )
 
 
