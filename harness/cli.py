@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness import gate, leaderboard
+from harness import gate, leaderboard, track
 from harness.table import print_comparison, print_scores
 from harness.train import cli as train_cli
 
@@ -333,6 +333,7 @@ def simulate(
 train_cli.register(app)
 gate.register(app)
 leaderboard.register(app)
+track.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m harness.cli`
