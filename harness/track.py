@@ -231,9 +231,7 @@ class TrackError(ForgetbenchError):
 def track_cmd(
     runs: Annotated[list[str], typer.Argument(help="run directories (or globs of checkpoints), one run each")],
     base: Annotated[str, typer.Option("--base", help="the run's initial checkpoint: registry id or path")],
-    suites: Annotated[
-        str | None, typer.Option("--suites", help="suite specs, comma-separated")
-    ] = None,
+    suites: Annotated[str | None, typer.Option("--suites", help="suite specs, comma-separated")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="first N items of every suite")] = None,
     suite_limit: Annotated[str | None, typer.Option("--suite-limit", help="per-suite limits, e.g. mmlu=100")] = None,
     engine: Annotated[str, typer.Option("--engine", help="fake | hf | vllm")] = "hf",
@@ -255,12 +253,8 @@ def track_cmd(
     noise_k: Annotated[int, typer.Option("--noise-k", help="noise floor over each run's last K checkpoints")] = 3,
     watch: Annotated[bool, typer.Option("--watch", help="keep polling the runs for new checkpoints")] = False,
     poll: Annotated[float, typer.Option(help="--watch: seconds between polls")] = 30.0,
-    settle: Annotated[
-        float, typer.Option(help="--watch: complete once unchanged this long (s)")
-    ] = 10.0,
-    until_step: Annotated[
-        int | None, typer.Option("--until-step", help="--watch: stop at step N")
-    ] = None,
+    settle: Annotated[float, typer.Option(help="--watch: complete once unchanged this long (s)")] = 10.0,
+    until_step: Annotated[int | None, typer.Option("--until-step", help="--watch: stop at step N")] = None,
 ) -> None:
     """The forgetting timeline of training runs: gain and drop against step, per-item turnover, noise floor."""
     from harness import cli, pipeline

@@ -82,10 +82,10 @@ def test_timeline_finds_the_planted_gain_drop_and_turnover(tmp_path: Path, run_d
 
 def test_points_have_compares_numbers(tmp_path: Path, run_dir: Path) -> None:
     """The same pairing and bootstrap indices as compare: a point's gain/drop CIs equal compare's."""
+    from harness.checkpoints.registry import Registry
     from harness.compare import compare
     from harness.evaluate import EvalConfig, evaluate
     from harness.timeline import Point, analyse
-    from harness.checkpoints.registry import Registry
 
     reg = Registry([], (), None)
     cfg = EvalConfig(engine="fake", limit=LIMIT, runs_dir=tmp_path / "store")
