@@ -156,7 +156,11 @@ def _checkpoint_path(cand: Path) -> Path | None:
 def _pending(path: Path, settle_s: float, now: float) -> str | None:
     """Why `path` is not (yet) a complete checkpoint, or None."""
     if path.is_file():
-        return None  # our trainer writes .pt files to a .tmp name and renames them: present = complete
+        if path.suffix == ".pt":  # our trainer writes .pt files to a .tmp name and renames them: present = complete
+            return None
+        if settle_s and now - path.stat().st_mtime < settle_s:
+            return f"changed within the last {settle_s:g} s"
+        return None
     files = [p for p in path.rglob("*") if p.is_file()]
     if any(p.name.endswith((".tmp", ".partial", ".incomplete")) for p in files):
         return "a file is still being written"

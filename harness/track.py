@@ -14,7 +14,7 @@ the store lacks. `--max-drop PP` prints one line a script can read (see timeline
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -173,7 +173,6 @@ def run_track(
     poll_s: float = 30.0,
     settle_s: float = 10.0,
     until_step: int | None = None,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Evaluate every run's checkpoints in step order, render; with `watch`, keep polling until each run
     reached `until_step`, wrote its final checkpoint, or Ctrl-C. Returns the last timeline."""
@@ -194,7 +193,7 @@ def run_track(
                             render(tracker, out, config, n_boot, last_k, max_drop)
             if not watch or _finished(runs, tracker, until_step):
                 break
-            sleep(poll_s)
+            time.sleep(poll_s)
             runs = [_rediscover(r, settle_s, tracker) for r in runs]
     except KeyboardInterrupt:
         tracker.console.print("stopped (Ctrl-C): rendering what is evaluated", highlight=False)
