@@ -72,9 +72,18 @@ def train_cmd(
     max_new_tokens: Annotated[int | None, typer.Option(help="rollout length (default: the suite's)")] = None,
     group_size: Annotated[int | None, typer.Option(help="rl: samples per prompt (5)")] = None,
     beta: Annotated[float | None, typer.Option(help="rl: k2 KL weight (grpo 0.05)")] = None,
+    track: Annotated[
+        str | None, typer.Option(help="score each saved checkpoint against --base on these suites (forgetting/*)")
+    ] = None,
+    track_limit: Annotated[int, typer.Option(help="--track: first N items of each suite")] = 50,
+    runs_dir: Annotated[str, typer.Option("--runs-dir", help="--track: the record store")] = "reports/runs",
 ) -> None:
     """Train a checkpoint with SFT, Self-SFT, Iterative-SFT, GRPO, REINFORCE or GRPO without KL."""
-    given = {k_: v for k_, v in locals().items() if k_ not in ("method", "no_register", "save_steps")}
+    given = {  # --track and its options are not training config: the checkpoints do not depend on them
+        k_: v
+        for k_, v in locals().items()
+        if k_ not in ("method", "no_register", "save_steps", "track", "track_limit", "runs_dir")
+    }
     from harness.train.config import ConfigError, make_config
 
     given |= {"register": False if no_register else None, "save_steps": _steps(save_steps)}
@@ -89,17 +98,27 @@ def train_cmd(
 
     from harness.checkpoints.registry import RegistryError
     from harness.engines import EngineError
+    from harness.errors import ForgetbenchError
     from harness.suites import SuiteError
     from harness.train.rollout import SyncError
     from harness.train.run import train
     from harness.train.sft import TrainError
 
     try:
-        train(cfg, console=err_console)
+        probe = None
+        if track:  # checked (suites, base, store) before any training
+            from harness.integrations.probe import ForgettingProbe
+
+            probe = ForgettingProbe(
+                base, track, track_limit, runs_dir=runs_dir, registry=registry, run=cfg.name or "train"
+            )
+        train(cfg, console=err_console, probe=probe)
     except (ConfigError, SuiteError, RegistryError, EngineError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
     except (TrainError, SyncError) as e:
         raise _fail(str(e), 1) from None
+    except ForgetbenchError as e:  # --track's flags and store
+        raise _fail(str(e)) from None
 
 
 def register(app: typer.Typer) -> None:

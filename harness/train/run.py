@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -58,8 +59,12 @@ def check_suite(cfg: TrainConfig, suite: Suite) -> None:
         raise ConfigError(f"suite {suite.name} has no gold or expert responses, so it cannot be used for sft")
 
 
-def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None = None) -> list[Checkpoint]:
-    """Run `cfg` and return the checkpoints written (registered unless cfg.register is False)."""
+def train(
+    cfg: TrainConfig, suite: Suite | None = None, console: Console | None = None, probe: Any = None
+) -> list[Checkpoint]:
+    """Run `cfg` and return the checkpoints written (registered unless cfg.register is False). `probe` (a
+    harness.integrations.probe.ForgettingProbe, `--track`) scores each checkpoint as it is saved; it is not
+    part of cfg, so a run with and without it writes byte-identical checkpoints."""
     console = console or Console(stderr=True)
     suite = suite or get_suite(cfg.suite)
     check_suite(cfg, suite)
@@ -125,6 +130,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         rollouts=RolloutLog(out / "rollouts.jsonl"),
         console=console,
         teacher=teacher,
+        probe=probe if acc.is_main_process else None,
     )
     session.sampler.probe = _probe(suite, items[0], session.fmt)
     try:
@@ -134,6 +140,8 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
             train_sft(session)
     finally:
         sampler.close()
+        if probe is not None:
+            probe.close()
     if not cfg.register and acc.is_main_process:
         print(saver.entries_yaml(), end="")
     return saver.saved
