@@ -185,3 +185,31 @@ def test_bad_runs_are_one_line_errors(tmp_path: Path, layout: str, message: str)
     res = _track(tmp_path, spec, "--out", str(tmp_path / "o"))
     assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_track_runs_without_torch(tmp_path: Path, run_dir: Path) -> None:
+    """Discovery, evaluation on the fake engine, the timeline and its report never import torch."""
+    import subprocess
+    import sys
+
+    from tests.test_pure_stages import BLOCK
+
+    argv = ["track", str(run_dir), "--base", str(tmp_path / "base.fake.json"), "--engine", "fake", "--suites"]
+    argv += ["arithmetic,capitals", "--limit", str(LIMIT), "--runs-dir", str(tmp_path / "store"), "--registry"]
+    argv += [str(tmp_path / "none.yaml"), "--out", str(tmp_path / "o"), "--max-drop", "1"]
+    mods = ["harness.runs", "harness.timeline", "harness.track_report", "harness.track", "harness.integrations.probe"]
+    code = f"MODULES = {mods!r}\n" + BLOCK + f"import sys; sys.argv = ['forgetbench', *{argv!r}]\n"
+    code += "from harness.cli import app\napp()\n"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "max-drop 1:" in res.stdout
+
+
+def test_report_escapes_run_names(tmp_path: Path) -> None:
+    write_plan(tmp_path / "base.fake.json", PLAN["base"])
+    run = tmp_path / "<script>alert(1)</script>"
+    write_plan(run / "step-1.fake.json", PLAN[100])
+    res = _track(tmp_path, str(run), "--out", str(tmp_path / "o"))
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "o" / "track.html").read_text()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
