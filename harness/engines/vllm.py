@@ -96,6 +96,7 @@ class VLLMEngine(Engine):
         self._served: tuple[str, str] | None = None  # (architecture, tokenizer hash) of the running engine
         self.starts = 0  # engines started, and checkpoints switched in place (reported by the bench)
         self.switches = 0
+        self.last_load = ""  # what the last load did, for the track command's log (as the hf engine's)
 
     @property
     def version(self) -> str:
@@ -120,6 +121,7 @@ class VLLMEngine(Engine):
 
             self.update_weights({k: v for f in shards for k, v in load_file(f).items()})
             self.switches += self.model_dir != model_dir
+            self.last_load = f"switched weights in place from {model_dir}"
             self.tokenizer, self.model_dir, self._updated = tok, model_dir, False
             self._eos = _eos_ids(model_dir, tok, config)
             return
@@ -139,6 +141,7 @@ class VLLMEngine(Engine):
         self._tied = bool(config.get("tie_word_embeddings"))
         self._served = (_architecture(config), _tokenizer_hash(model_dir))
         self.starts += 1
+        self.last_load = f"started the engine on {model_dir}"
 
     def _switchable(self, model_dir: Path, config: dict[str, Any]) -> bool:
         """Same architecture (config.json up to names and versions) and byte-identical tokenizer files as the
