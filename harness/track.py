@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from harness.errors import ForgetbenchError
 from harness.runs import RunCheckpoint, RunError, TrainingRun, discover, discover_all
@@ -287,8 +288,9 @@ def track_cmd(
             tl = run_track(found, tracker, out, config, n_boot, noise_k, max_drop, watch, poll, settle, until_step)
         finally:
             tracker.close()
-    except cli._known_errors() + (RunError, TrackError) as e:
-        raise cli._fail(str(e)) from None
+    except (ForgetbenchError, FileNotFoundError) as e:  # every known error: one line, exit 2
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     err_console.print(
         f"track: {len(tracker.points)} checkpoint(s) of {len(found)} run(s); report: {out / 'track.html'} "
         f"({time.perf_counter() - t0:.1f} s)",
