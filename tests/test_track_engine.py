@@ -136,3 +136,26 @@ def test_peft_adapters_merge_into_the_resident_base(
     engine.load_checkpoint(base)
     assert _run(engine) == base_out  # the base's weights were restored, not left merged
     assert engine.starts == 1
+
+
+def test_track_swaps_within_a_run_and_logs_a_reload(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`forgetbench track` on the hf engine: one model constructed for the base and run A (swapped in), a run of
+    another architecture reloads and the log says so."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+    from tests.tiny import build_tiny_model
+
+    _reweight(tiny_model_dir, tmp_path / "a" / "checkpoint-1", seed=1)
+    _reweight(tiny_model_dir, tmp_path / "a" / "checkpoint-2", seed=2)
+    build_tiny_model(tmp_path / "b" / "checkpoint-1", hidden=32)
+    res = CliRunner().invoke(
+        app,
+        ["track", str(tmp_path / "a"), str(tmp_path / "b"), "--base", str(tiny_model_dir), "--suites", "capitals"]
+        + ["--limit", "2", "--max-new-tokens", "4", "--engine", "hf", "--runs-dir", str(tmp_path / "store")]
+        + ["--registry", str(tmp_path / "none.yaml"), "--out", str(tmp_path / "o"), "--n-boot", "100"],
+    )
+    assert res.exit_code == 0, res.output
+    log = " ".join(res.output.split())
+    assert log.count("swapped weights in place") == 2
+    assert "b/checkpoint-1 step 1: RELOADED the engine" in log and "architecture differs" in log
