@@ -13,6 +13,16 @@ pytest.importorskip("trl")
 pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _fresh_accelerate_state():
+    """The HF Trainer sets accelerate's process-wide state; later tests build their own Accelerator."""
+    yield
+    from accelerate.state import AcceleratorState, PartialState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    PartialState._reset_state()
+
+
 def _trainer(model_dir: Path, out: Path, max_steps: int):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -33,6 +43,7 @@ def _trainer(model_dir: Path, out: Path, max_steps: int):
         use_cpu=True,
         save_only_model=True,
         max_length=64,
+        bf16=False,  # float32 on CPU, as our trainer runs
     )
     return SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(model_dir),
@@ -71,7 +82,8 @@ def test_callback_logs_forgetting_and_fills_the_store(tiny_model_dir: Path, tmp_
     )
     assert res.exit_code == 0, res.output
     pts = json.loads((tmp_path / "track" / "results.json").read_text())["timeline"]["points"]
-    assert [(p["step"], round(p["drop"], 6)) for p in pts] == [(r["step"], round(r["forgetting/drop"], 6)) for r in logged]
+    expected = [(r["step"], round(r["forgetting/drop"], 6)) for r in logged]
+    assert [(p["step"], round(p["drop"], 6)) for p in pts] == expected
 
 
 def test_stop_on_drop_stops_training(tiny_model_dir: Path, tmp_path: Path) -> None:
