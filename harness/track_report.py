@@ -59,6 +59,31 @@ def _curve(tl: Mapping[str, Any], what: str, title: str, max_drop: float | None 
     return {"data": data, "layout": layout | {"shapes": shapes, "height": 380}}
 
 
+def _frontier(tl: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop against gain, each run a path through its steps: runs compared at matched gain, not matched step."""
+    data = []
+    for k, run in enumerate(_runs(tl)):
+        pts = [p for p in tl["points"] if p["run"] == run and p["gain"] is not None and p["drop"] is not None]
+        if not pts:
+            continue
+        data.append(
+            {
+                "type": "scatter",
+                "mode": "lines+markers+text",
+                "name": run,
+                "x": [p["gain"] for p in pts],
+                "y": [p["drop"] for p in pts],
+                "text": [str(p["step"]) for p in pts],
+                "textposition": "top center",
+                "error_x": error_bars([p["gain"] for p in pts], [p["gain_ci"] for p in pts]),
+                "error_y": error_bars([p["drop"] for p in pts], [p["drop_ci"] for p in pts]),
+                "line": {"color": _COLOURS[k % len(_COLOURS)]},
+            }
+        )
+    axes = {"xaxis": {"title": {"text": "gain"}}, "yaxis": {"title": {"text": "drop"}}}
+    return {"data": data, "layout": {"title": {"text": "drop against gain (labels: step)"}, "height": 420} | axes}
+
+
 def _suite_curves(tl: Mapping[str, Any]) -> dict[str, Any]:
     data = []
     runs = _runs(tl)
@@ -107,6 +132,7 @@ def render_html(tl: Mapping[str, Any], path: Path, config: Mapping[str, Any]) ->
     figures = {
         "gain": _curve(tl, "gain", "gain on target suites vs step (95% paired CI)"),
         "drop": _curve(tl, "drop", "drop on other suites vs step (95% paired CI; > 0 = forgetting)", max_drop),
+        "frontier": _frontier(tl),
         "suites": _suite_curves(tl),
         "turnover": _turnover_figure(tl),
     }

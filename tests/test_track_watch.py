@@ -89,3 +89,20 @@ def test_ctrl_c_renders_what_is_evaluated(tmp_path: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 0, res.output
     assert "Ctrl-C" in res.output
     assert [p["step"] for p in json.loads((out / "results.json").read_text())["timeline"]["points"]] == [100]
+
+
+def test_watch_stops_on_the_final_checkpoint_or_the_until_step(tmp_path: Path) -> None:
+    from harness.runs import RunCheckpoint, TrainingRun
+    from harness.track import _finished
+
+    class Done:
+        done: dict = {}
+
+    last = RunCheckpoint("r", 20, tmp_path / "checkpoint-20", final=True)
+    run = TrainingRun("r", "r", [RunCheckpoint("r", 10, tmp_path / "checkpoint-10"), last])
+    t = Done()
+    t.done = {str(tmp_path / "checkpoint-10"): object()}
+    assert not _finished([run], t, None)
+    assert _finished([run], t, 10) and not _finished([run], t, 15)
+    t.done[str(last.path)] = object()
+    assert _finished([run], t, None)
