@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from harness import datascore, gate, leaderboard
+from harness import datascore, gate, leaderboard, track
 from harness.commandline import (
     App,
     BatchSizeOpt,
@@ -240,6 +240,7 @@ train_cli.register(app)
 gate.register(app)
 leaderboard.register(app)
 datascore.register(app)
+track.register(app)
 
 
 def main() -> None:  # pragma: no cover - console entry for `python -m harness.cli`

@@ -31,7 +31,7 @@ from rich.progress import (
 )
 
 from harness.checkpoints.registry import Checkpoint, Registry
-from harness.checkpoints.weights import fingerprint, materialise
+from harness.checkpoints.weights import fingerprint
 from harness.engines import Engine, engine_ident, make_engine
 from harness.errors import ForgetbenchError
 from harness.store import Store, StoreError
@@ -137,7 +137,7 @@ def evaluate(
                     )
                     if cfg.engine != "fake":
                         engine.batch_size = cfg.batch_size
-                engine.load(materialise(ckpt, registry.lineage(ckpt)))
+                engine.load_checkpoint(ckpt, registry.lineage(ckpt))
                 if engine.ident != ident:
                     raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
                 _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)

@@ -29,7 +29,7 @@ from pathlib import Path
 from harness.errors import ForgetbenchError
 
 OUTPUT_NAMES = frozenset(
-    {"config.json", "results.json", "results.parquet", "report.html", "gate.md", "junit.xml", "gate.json"}
+    {"config.json", "results.json", "results.parquet", "report.html", "gate.md", "junit.xml", "gate.json", "track.html"}
 )
 _STAGE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]+\.(?:new|old)$")
 _OLD_BUILD = re.compile(r"^\.(?P<name>.+)\.building-(?P<pid>\d+)$")

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/bench.py compare          # wall time of a fully cached compare (median of 3)
     .venv/bin/python scripts/bench.py rollout          # a GRPO step's rollouts vs the engine on the same prompts
     .venv/bin/python scripts/bench.py choices          # choice ranking (log-probs) of three choice suites
+    .venv/bin/python scripts/bench.py track            # track K checkpoints on one engine vs K compares
     python scripts/bench.py gpu                        # GPU box (torch + transformers only): bf16 vs bandwidth floor
 
 Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, nothing after a row's end):
@@ -29,6 +30,13 @@ pairs, and whether the picked options agree.
 With --registry/--runs-dir of a demo run it times those records (--cached-only); by default it makes three
 fake checkpoints and a store with the fake engine first (the cached path is the same code: suite imports,
 data loading, bootstrap, report writer).
+
+`track`: K checkpoints of one run (the base's weights plus noise, saved as checkpoint-N/ HF dirs) through one
+`forgetbench track` against K separate `forgetbench compare BASE CKPT` processes on the same suites (hf engine,
+CPU, a fresh store per mode; compare without its noise-floor probe): wall time of each, and, in process, the
+engine start once and each checkpoint's in-place switch as % of that checkpoint's evaluation. Then a fully
+cached re-track of 10 checkpoints (fake checkpoints, the demo's 10 suites x 16 items; the cached path is the
+same code), median of 3. `--tiny` uses the tests' tiny random model (a smoke run, not a measurement).
 
 `gpu`: the hf engine on random SmolLM2-135M- and Llama-1B-shaped models built from a config (no hub), bf16,
 tokens/s at several batch sizes against the weight-bandwidth floor: a decode step must read every weight
@@ -447,7 +455,10 @@ def bench_rollout(a: argparse.Namespace) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "what", nargs="?", default="all", choices=["all", "engines", "choices", "compare", "rollout", "gpu", "row"]
+        "what",
+        nargs="?",
+        default="all",
+        choices=["all", "engines", "choices", "compare", "rollout", "gpu", "row", "track"],
     )
     ap.add_argument("--model", default="smollm2-135m", help="registry id or path (engines)")
     ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
@@ -462,6 +473,9 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 32, 128], help="gpu: batch sizes")
     ap.add_argument("--shapes", nargs="*", default=["smollm2-135m", "llama-1b"], choices=sorted(SHAPES), help="gpu")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="gpu: tokens per row")
+    ap.add_argument("--k", type=int, default=5, help="track: checkpoints in the run")
+    ap.add_argument("--track-tokens", type=int, default=64, help="track: max new tokens per item")
+    ap.add_argument("--tiny", action="store_true", help="track: the tests' tiny random model (a smoke run)")
     a = ap.parse_args()
     if a.quick:
         a.per_suite = 4
@@ -471,6 +485,12 @@ def main() -> None:
         return
     if a.what == "gpu":
         bench_gpu(a)
+        return
+    if a.what == "track":  # not part of "all": it writes K copies of the model
+        from bench_track import bench_track  # scripts/bench_track.py (this file's own folder is on sys.path)
+
+        for row in bench_track(a, model_dir(a.model) if not a.tiny else None):
+            print(json.dumps(row), flush=True)
         return
     if a.what in ("all", "engines"):
         bench_engines(a)

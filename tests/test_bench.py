@@ -33,3 +33,15 @@ def test_gpu_mode_runs_on_cpu_with_a_tiny_shape() -> None:
 def test_compare_mode_times_a_cached_comparison() -> None:
     (row,) = _rows("compare")
     assert row["store"] == "fake" and row["cached_median_s"] > 0 and row["first_s"] > 0
+
+
+def test_track_mode_runs_on_a_tiny_shape() -> None:
+    pytest.importorskip("torch")
+    rows = _rows("track", "--tiny", "--k", "2", "--per-suite", "2", "--track-tokens", "6")
+    head, start, *steps, cached = rows
+    assert head["track_s"] > 0 and head["compare_processes_s"] > 0
+    assert start["starts"] == 1
+    assert [r["step"] for r in steps] == [100, 200]
+    assert all(r["starts"] == 1 and r["switch_pct_of_eval"] >= 0 for r in steps)  # one engine start, then switches
+    assert [r["switches"] for r in steps] == [1, 2]
+    assert cached["cached_median_s"] > 0

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import ForgetbenchError
 from harness.types import Completion, Decoding
+
+if TYPE_CHECKING:
+    from harness.types import Checkpoint
 
 ENGINES = {
     "fake": "harness.engines.fake:FakeEngine",
@@ -52,6 +56,13 @@ class Engine(ABC):
     @abstractmethod
     def load(self, model_dir: Path) -> None:
         """Serve the checkpoint in `model_dir` (an HF directory) from now on."""
+
+    def load_checkpoint(self, ckpt: Checkpoint, lineage: Sequence[Checkpoint] = ()) -> None:
+        """Serve a registry checkpoint: materialised into an HF directory, then `load`. Engines that can apply
+        a format to the resident model without that directory (the hf engine: PEFT adapters) override this."""
+        from harness.checkpoints.weights import materialise
+
+        self.load(materialise(ckpt, lineage))
 
     @abstractmethod
     def render(self, messages: list[dict[str, str]], system_prompt: str | None = None) -> str:

@@ -10,17 +10,21 @@ python -c "from harness.engines.hf import HFEngine; e=HFEngine(); e.load('/tmp/t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria
 
-from harness.engines import Engine, EngineError
+from harness.engines import Engine, EngineError, swap
 from harness.engines import prefix as prefixes
 from harness.engines.hf_decode import ContinuousDecoder, greedy, sampler, supports
 from harness.types import Completion, Decoding
+
+if TYPE_CHECKING:
+    from harness.types import Checkpoint
 
 transformers.utils.logging.disable_progress_bar()  # our own progress bars carry the ETA
 
@@ -56,25 +60,95 @@ class HFEngine(Engine):
         self.model = None
         self.tokenizer = None
         self.model_dir: Path | None = None
+        self._arch: str | None = None  # architecture key of the resident model (engines/swap.py)
+        self._arch_name = ""
+        self._tok_hash = ""
+        self.starts = 0  # models constructed (a fresh load), and checkpoints swapped into the resident model
+        self.switches = 0
+        self.last_load = ""  # what the last load did and why, for the track command's log
 
     @property
     def version(self) -> str:
         return f"{transformers.__version__}-{self.dtype_name}"
 
     def load(self, model_dir: Path | str) -> None:
+        """Serve `model_dir`. A checkpoint of the resident architecture is swapped in place (its weights copied
+        into the resident model: no model is constructed); anything else is loaded afresh, and `last_load`
+        says why (the track command logs it)."""
         model_dir = Path(model_dir)
         if self.model_dir == model_dir:
             return
         try:
-            tok = AutoTokenizer.from_pretrained(model_dir)
+            config = swap.read_config(model_dir)
+        except (OSError, ValueError) as e:
+            raise EngineError(f"hf engine cannot load {model_dir}: {str(e).splitlines()[0]}") from e
+        why = self._why_not_swap(config)
+        if why is None:
+            why = self._swap(model_dir, config)
+            if why is None:
+                return
+        self._load_fresh(model_dir, config, why)
+
+    def _why_not_swap(self, config: dict) -> str | None:
+        if self.model is None or self._arch is None:
+            return "first load"
+        if swap.architecture(config) != self._arch:
+            return f"architecture differs: {swap.architecture_name(config)} vs resident {self._arch_name}"
+        return None
+
+    def _swap(self, model_dir: Path, config: dict) -> str | None:
+        """Copy `model_dir`'s weights into the resident model; None when done, else why it could not be."""
+        state = swap.read_weights(model_dir)
+        if not state:
+            return "no safetensors or pytorch_model.bin weights to swap in"
+        with torch.no_grad():
+            missing, unexpected = self.model.load_state_dict(state, strict=False)
+        tied = bool(config.get("tie_word_embeddings"))
+        missing = [k for k in missing if not (tied and k == "lm_head.weight")]
+        if missing or unexpected:  # e.g. renamed keys a fresh from_pretrained would map: let it do that
+            return f"weight names differ from the resident model's (missing {missing[:2]}, unexpected {unexpected[:2]})"
+        if tied:
+            self.model.tie_weights()
+        tok_hash = swap.tokenizer_hash(model_dir)
+        if tok_hash != self._tok_hash:
+            self.tokenizer, self._tok_hash = _tokenizer(model_dir), tok_hash
+        self.model.generation_config = _generation_config(model_dir, self.model.config)
+        self.model_dir = model_dir
+        self.switches += 1
+        self.last_load = f"swapped weights in place from {model_dir}"
+        return None
+
+    def _load_fresh(self, model_dir: Path, config: dict, why: str) -> None:
+        try:
+            tok = _tokenizer(model_dir)
             model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype)
         except (OSError, ValueError) as e:
             raise EngineError(f"hf engine cannot load {model_dir}: {str(e).splitlines()[0]}") from e
-        tok.padding_side = "left"  # decoder-only generation needs the prompt flush right
-        if tok.pad_token is None:
-            tok.pad_token = tok.eos_token
         self.close()
         self.tokenizer, self.model, self.model_dir = tok, model.to(self.device).eval(), model_dir
+        self._arch, self._arch_name = swap.architecture(config), swap.architecture_name(config)
+        self._tok_hash = swap.tokenizer_hash(model_dir)
+        self.starts += 1
+        self.last_load = f"loaded {model_dir} ({why})"
+
+    def load_checkpoint(self, ckpt: Checkpoint, lineage: Sequence[Checkpoint] = ()) -> None:
+        """A PEFT adapter is merged into the resident base (its weights swapped back in first): the base model
+        is neither reloaded nor written out merged. Every other format goes through `materialise`."""
+        from harness.checkpoints.weights import local_files, materialise
+
+        if ckpt.format != "peft" or not lineage:
+            return super().load_checkpoint(ckpt, lineage)
+        adapter_dir = local_files(ckpt)
+        if self.model_dir == adapter_dir:
+            return
+        base_dir = materialise(lineage[0], lineage[1:])
+        self.model_dir = None  # the resident weights may be another adapter's merge: always restore the base's
+        self.load(base_dir)
+        _merge_adapter_in_place(self.model, adapter_dir, base_dir)
+        if any((adapter_dir / n).exists() for n in ("tokenizer.json", "tokenizer_config.json")):
+            self.tokenizer, self._tok_hash = _tokenizer(adapter_dir), swap.tokenizer_hash(adapter_dir)
+        self.model_dir = adapter_dir
+        self.last_load += f", then merged the adapter {adapter_dir} in place"
 
     def use_model(self, model: torch.nn.Module, tokenizer: object) -> None:
         """Serve an in-memory model (the trainer's policy): no copy, sees every update at once."""
@@ -82,6 +156,7 @@ class HFEngine(Engine):
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.model, self.tokenizer, self.model_dir = model, tokenizer, None
+        self._arch = None  # never swap files into a trainer's live policy
 
     def _require(self) -> None:
         if self.model is None:
@@ -245,8 +320,38 @@ class HFEngine(Engine):
         self.model = None
         self.tokenizer = None
         self.model_dir = None
+        self._arch = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _tokenizer(model_dir: Path) -> object:
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok.padding_side = "left"  # decoder-only generation needs the prompt flush right
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def _generation_config(model_dir: Path, config: object) -> GenerationConfig:
+    """The checkpoint's generation_config.json, or (as from_pretrained does) one derived from its config."""
+    try:
+        return GenerationConfig.from_pretrained(model_dir)
+    except OSError:
+        return GenerationConfig.from_model_config(config)
+
+
+def _merge_adapter_in_place(model: torch.nn.Module, adapter_dir: Path, base_dir: Path) -> None:
+    """W <- W + scaled BA in the resident modules (what harness.checkpoints.adapters.merge_adapter writes)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise EngineError(f"{adapter_dir}: PEFT adapters need peft (pip install 'forgetbench[train]')") from None
+    try:
+        PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    except (ValueError, KeyError, RuntimeError, OSError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EngineError(f"{adapter_dir}: adapter does not fit its base {base_dir}: {first}") from None
 
 
 class _StopOnStrings(StoppingCriteria):

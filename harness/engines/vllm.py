@@ -14,7 +14,6 @@ guard. `update_weights` pushes a trainer's new weights into the running engine (
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import shutil
@@ -35,7 +34,7 @@ from transformers import AutoTokenizer, GenerationConfig  # noqa: E402
 from vllm import LLM, SamplingParams  # noqa: E402
 from vllm.inputs import TokensPrompt  # noqa: E402
 
-from harness.engines import Engine, EngineError  # noqa: E402
+from harness.engines import Engine, EngineError, swap  # noqa: E402
 from harness.types import Completion, Decoding  # noqa: E402
 
 # Serving context cap: prompts plus completions of our suites are far shorter, and vLLM must reserve KV cache
@@ -97,6 +96,7 @@ class VLLMEngine(Engine):
         self._served: tuple[str, str] | None = None  # (architecture, tokenizer hash) of the running engine
         self.starts = 0  # engines started, and checkpoints switched in place (reported by the bench)
         self.switches = 0
+        self.last_load = ""  # what the last load did, for the track command's log (as the hf engine's)
 
     @property
     def version(self) -> str:
@@ -121,6 +121,7 @@ class VLLMEngine(Engine):
 
             self.update_weights({k: v for f in shards for k, v in load_file(f).items()})
             self.switches += self.model_dir != model_dir
+            self.last_load = f"switched weights in place from {model_dir}"
             self.tokenizer, self.model_dir, self._updated = tok, model_dir, False
             self._eos = _eos_ids(model_dir, tok, config)
             return
@@ -140,6 +141,7 @@ class VLLMEngine(Engine):
         self._tied = bool(config.get("tie_word_embeddings"))
         self._served = (_architecture(config), _tokenizer_hash(model_dir))
         self.starts += 1
+        self.last_load = f"started the engine on {model_dir}"
 
     def _switchable(self, model_dir: Path, config: dict[str, Any]) -> bool:
         """Same architecture (config.json up to names and versions) and byte-identical tokenizer files as the
@@ -304,22 +306,9 @@ def _eos_ids(model_dir: Path, tokenizer: Any, config: dict[str, Any]) -> list[in
     return ids
 
 
-# config.json keys that name or describe a checkpoint without changing what vLLM builds from it
-_NOT_ARCHITECTURE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype", "use_cache", "name_or_path"}
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt",
-                    "tokenizer.model", "chat_template.jinja", "added_tokens.json")  # fmt: skip
-
-
-def _architecture(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in _NOT_ARCHITECTURE}, sort_keys=True, default=str)
-
-
-def _tokenizer_hash(model_dir: Path) -> str:
-    h = hashlib.sha256()
-    for name in _TOKENIZER_FILES:
-        f = model_dir / name
-        h.update(name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-") + b"\0")
-    return h.hexdigest()
+# the in-place switch's tests (architecture up to names, byte-identical tokenizer files) are shared with hf
+_architecture = swap.architecture
+_tokenizer_hash = swap.tokenizer_hash
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:

@@ -84,7 +84,15 @@ def _parameters() -> list[inspect.Parameter]:
     return list(seen.values())
 
 
-def train_cmd(method: str, suite: str, base: str, **given: Any) -> None:
+def train_cmd(
+    method: str,
+    suite: str,
+    base: str,
+    track: str | None = None,
+    track_limit: int = 50,
+    runs_dir: str = "reports/runs",
+    **given: Any,
+) -> None:
     """Train a checkpoint with SFT, Self-SFT, Iterative-SFT, GRPO, REINFORCE or GRPO without KL."""
     from harness.train.config import make_config
     from harness.train.run import train
@@ -92,7 +100,15 @@ def train_cmd(method: str, suite: str, base: str, **given: Any) -> None:
     given = {k: v for k, v in given.items() if v is not None}
     if "save_steps" in given:
         given["save_steps"] = _steps(given["save_steps"])
-    train(make_config(method, suite=suite, base=base, **given), console=err_console)
+    cfg = make_config(method, suite=suite, base=base, **given)
+    probe = None
+    if track:  # checked (suites, base, store) before any training
+        from harness.integrations.probe import ForgettingProbe
+
+        probe = ForgettingProbe(
+            base, track, track_limit, runs_dir=runs_dir, registry=cfg.registry, run=cfg.name or "train"
+        )
+    train(cfg, console=err_console, probe=probe)
 
 
 def _command() -> Any:
@@ -120,7 +136,31 @@ def _command() -> Any:
             annotation=Annotated[str, typer.Option("--base", help="initial checkpoint: registry id or path")],
         ),
     ]
-    command.__signature__ = inspect.Signature([*head, *_parameters()])  # type: ignore[attr-defined]
+    # --track and its options are not training config: the checkpoints do not depend on them
+    tracking = [
+        inspect.Parameter(
+            "track",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[
+                str | None,
+                typer.Option("--track", help="score each saved checkpoint against --base on these suites"),
+            ],
+        ),
+        inspect.Parameter(
+            "track_limit",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=50,
+            annotation=Annotated[int, typer.Option("--track-limit", help="--track: first N items of each suite")],
+        ),
+        inspect.Parameter(
+            "runs_dir",
+            inspect.Parameter.KEYWORD_ONLY,
+            default="reports/runs",
+            annotation=Annotated[str, typer.Option("--runs-dir", help="--track: the record store")],
+        ),
+    ]
+    command.__signature__ = inspect.Signature([*head, *_parameters(), *tracking])  # type: ignore[attr-defined]
     command.__doc__ = train_cmd.__doc__
     command.__annotations__ = {}
     return command

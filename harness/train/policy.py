@@ -167,9 +167,13 @@ class Saver:
             )
         return "; ".join(notes)
 
+    def path(self, step: int, final: bool) -> Path:
+        """Where the checkpoint of `step` is written (harness/runs.py reads these names back)."""
+        return self.out / ("final.pt" if final else f"step-{step}.pt")
+
     def save(self, model: torch.nn.Module, step: int, final: bool, stats: dict[str, Any]) -> Checkpoint:
         cid = self.name if final else f"{self.name}-step{step}"
-        path = self.out / ("final.pt" if final else f"step-{step}.pt")
+        path = self.path(step, final)
         meta = {
             "method": self.cfg.method,
             "base": self.base.ckpt.id,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -59,8 +60,12 @@ def check_suite(cfg: TrainConfig, suite: Suite) -> None:
         raise ConfigError(f"suite {suite.name} has no gold or expert responses, so it cannot be used for sft")
 
 
-def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None = None) -> list[Checkpoint]:
-    """Run `cfg` and return the checkpoints written (registered unless cfg.register is False)."""
+def train(
+    cfg: TrainConfig, suite: Suite | None = None, console: Console | None = None, probe: Any = None
+) -> list[Checkpoint]:
+    """Run `cfg` and return the checkpoints written (registered unless cfg.register is False). `probe` (a
+    harness.integrations.probe.ForgettingProbe, `--track`) scores each checkpoint as it is saved; it is not
+    part of cfg, so a run with and without it writes byte-identical checkpoints."""
     console = console or Console(stderr=True)
     # sft --data: the whole file is validated first; a malformed line stops the run before any model loads
     chats = read_chats(cfg.data)[: cfg.train_limit or None] if cfg.data is not None else []
@@ -135,6 +140,7 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
         console=console,
         teacher=teacher,
         chats=chats,
+        probe=probe if acc.is_main_process else None,
     )
     first = chats[0] if chats else None
     session.sampler.probe = (
@@ -147,6 +153,8 @@ def train(cfg: TrainConfig, suite: Suite | None = None, console: Console | None 
             train_sft(session)
     finally:
         sampler.close()
+        if probe is not None:
+            probe.close()
     if not cfg.register and acc.is_main_process:
         print(saver.entries_yaml(), end="")
     return saver.saved

@@ -48,6 +48,7 @@ class Session:
     started: float = field(default_factory=time.perf_counter)
     teacher: Base | None = None  # sft --teacher: the checkpoint the SFT data is sampled from
     chats: list[Any] = field(default_factory=list)  # sft --data: the chat examples (harness/chatdata.Chat)
+    probe: Any = None  # --track: a harness.integrations.probe.ForgettingProbe scoring each saved checkpoint
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -91,6 +92,23 @@ class Session:
             ckpt = self.saver.save(self.policy, step, final, stats)
             where = f"registered in {self.cfg.registry}" if self.cfg.register else "not registered"
             self.console.print(f"saved {ckpt.id}: {ckpt.path} ({where})", highlight=False)
+            if self.probe is not None:
+                self.track(step, final)
+
+    def track(self, step: int, final: bool) -> None:
+        """--track: score the checkpoint just saved against the base; log its forgetting/* numbers."""
+        point = self.probe.score(self.saver.path(step, final), step)
+        if point is None:
+            return
+        metrics = self.probe.metrics(point)
+        self.log({"step": step} | metrics)
+        parts = [
+            f"{k} {point[k]:+.1f} [{point[k + '_ci'][0]:+.1f}, {point[k + '_ci'][1]:+.1f}]"
+            for k in ("gain", "drop")
+            if point[k] is not None
+        ]
+        text = " ".join(parts)
+        self.console.print(f"forgetting at step {step}: {text}", highlight=False)
 
 
 def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
