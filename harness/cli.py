@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from harness import gate, leaderboard
+from harness.errors import ForgetbenchError
 from harness.table import print_comparison, print_scores
 from harness.train import cli as train_cli
 
@@ -143,9 +144,13 @@ def compare(
     method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
     noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
     kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
+    from_logs: Annotated[
+        bool, typer.Option("--from-logs", help="checkpoints are lm-eval/Inspect sample logs: NAME=PATH (no model)")
+    ] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
-
+    if from_logs:  # lm-eval --log_samples / Inspect .eval logs instead of evaluating (harness/logs)
+        return _compare_logs(checkpoints, registry, out, trained_on, method, suites, n_boot)
     try:
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
         lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
@@ -199,6 +204,19 @@ def _compare_and_write(
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
+def _compare_logs(specs: list[str], registry: Path, out: Path | None, trained_on, method, suites, n_boot: int) -> None:
+    from harness.logs import LogsError
+    from harness.logs.run import compare_logs
+
+    t0 = time.perf_counter()
+    try:
+        _, out = compare_logs(specs, registry, out, trained_on, method, suites, n_boot,
+                              finish=lambda run: print_comparison(out_console, run.comparison))  # fmt: skip
+    except (LogsError, *_known_errors()) as e:
+        raise _fail(str(e)) from None
+    err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     checkpoints: Annotated[list[str], typer.Argument(help="registry ids or paths")],
@@ -245,6 +263,11 @@ def report(
         raise _fail(f"{cfg_path}: not found (is {compare_dir} a compare output directory?)")
     try:
         config = json.loads(cfg_path.read_text())
+        if "from_logs" in config:  # a comparison of lm-eval/Inspect logs: read them again (harness/logs)
+            from harness.logs.run import rerun
+
+            rerun(config, out or compare_dir, finish=lambda run: print_comparison(out_console, run.comparison))
+            return
         ev = config["eval"]
         cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         suites = ",".join(config["suites"])
@@ -257,6 +280,8 @@ def report(
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise _fail(f"{cfg_path}: malformed ({e})") from None
     except _known_errors() as e:
+        raise _fail(str(e)) from None
+    except ForgetbenchError as e:  # e.g. harness.logs.LogsError: the logs moved or changed since
         raise _fail(str(e)) from None
 
 

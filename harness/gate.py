@@ -393,7 +393,7 @@ def _errors() -> tuple[type[Exception], ...]:
 
     return (GateConfigError, InputError, RegistryError, SuiteError, DataError, JudgeError, EngineError,
             ComparisonError, StoreError, MissingRecordsError, FileNotFoundError, NotImplementedError,
-            ValueError)  # fmt: skip
+            ValueError, ForgetbenchError)  # fmt: skip
 
 
 def run_gate(
@@ -443,6 +443,39 @@ def run_gate(
     return decision[0]
 
 
+def run_gate_logs(
+    base: str,
+    candidate: str,
+    cfg: GateConfig,
+    registry_path: Path,
+    out: Path,
+    n_boot: int = 1000,
+    trained_on: str | None = None,
+) -> GateDecision:
+    """The gate on lm-eval/Inspect sample logs (harness/logs): `base`/`candidate` are NAME=PATH, a path, or a
+    registry id with `logs:`. The same decision and files; Pareto peers are not looked up (no store)."""
+    from harness.logs.run import compare_logs
+
+    if base == candidate:
+        raise GateConfigError(f"--base and --candidate are the same logs ({base})")
+    if cfg.limit is not None:
+        raise GateConfigError("--limit does not apply to --from-logs: the logs fix the items")
+    decision: list[GateDecision] = []
+
+    def finish(run: Run) -> Callable[[Path], None]:
+        unknown = sorted(set(cfg.per_suite) - set(run.comparison.suites))
+        if unknown:  # a misspelt override is an error, not a silently ungated suite
+            raise GateConfigError(f"per_suite: {', '.join(unknown)} not among the logs' suites")
+        decision.append(decide(run.comparison, cfg, (), []))
+        return _gate_files(decision[0])
+
+    suites_arg = ",".join(cfg.suites) if cfg.suites is not None else None
+    compare_logs([base, candidate], registry_path, out, trained_on, None, suites_arg, n_boot, n_perm_for(cfg.alpha),
+                 finish, {"gate": asdict(cfg)})  # fmt: skip
+    _step_summary(decision[0])
+    return decision[0]
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.rsplit("/", 1)[-1])[:40] or "x"
 
@@ -465,6 +498,10 @@ def gate_cmd(
     dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
     n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 1000,
     cached_only: Annotated[bool, typer.Option(help="never load a model: missing records = exit 2")] = False,
+    from_logs: Annotated[
+        bool, typer.Option("--from-logs", help="--base/--candidate are lm-eval/Inspect sample logs: NAME=PATH")
+    ] = False,
+    trained_on: Annotated[str | None, typer.Option(help="with --from-logs: the candidate's target suites")] = None,
 ) -> None:
     """CI gate: exit 0 pass, 1 significant forgetting beyond the threshold, 2 could not decide."""
     out = out or Path("reports") / f"gate-{_slug(base)}-{_slug(candidate)}"
@@ -478,7 +515,10 @@ def gate_cmd(
 
         ev = EvalConfig(engine=engine, limit=cfg.limit, runs_dir=runs_dir, batch_size=batch_size,
                         max_new_tokens=max_new_tokens, dtype=dtype)  # fmt: skip
-        dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
+        if from_logs:
+            dec = run_gate_logs(base, candidate, cfg, registry, out, n_boot, trained_on)
+        else:
+            dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
     except Exception as e:  # fail closed: whatever went wrong, the answer is "could not decide", never a pass
         known = isinstance(e, _errors())
         msg = str(e).splitlines()[0] if known and str(e) else f"internal error: {type(e).__name__}: {e}"

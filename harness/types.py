@@ -40,6 +40,7 @@ class Checkpoint:
     chat_template: str = "native"
     system_prompt: str | None = None
     notes: str = ""
+    logs: str | None = None  # lm-eval / Inspect sample logs standing in for evaluation (harness/logs)
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -52,6 +53,7 @@ class Checkpoint:
             "chat_template": self.chat_template,
             "system_prompt": self.system_prompt,
             "notes": self.notes,
+            "logs": self.logs,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 

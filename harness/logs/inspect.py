@@ -1,0 +1,142 @@
+"""Read Inspect `.eval` logs without importing inspect_ai: a zip of JSON (header.json, samples/<id>_epoch_<n>.json,
+reductions.json). Each log is one task: suite `inspect:<task>`, items = the dataset's sample ids, score = the
+headline scorer's value reduced over epochs by Inspect's own reducer (reductions.json; C/I/P/N and booleans read
+as Inspect's value_to_float does), prompt hash = the sample's input and target.
+
+Entries are zstd-compressed by current Inspect (zip method 93; read with `zstandard`) and deflated by older ones.
+
+    python -c "from harness.logs.inspect import read_eval; print(read_eval('tests/data/logs/inspect/base/x.eval'))"
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from harness.logs.common import LogsError, LogTask
+from harness.types import stable_hash
+
+ZSTD = 93  # zip compression method of zstandard
+_VALUES = {"C": 1.0, "I": 0.0, "P": 0.5, "N": 0.0, "yes": 1.0, "no": 0.0, "true": 1.0, "false": 0.0}
+
+
+def _member(z: zipfile.ZipFile, path: Path, name: str) -> Any:
+    try:
+        info = z.getinfo(name)
+    except KeyError:
+        raise LogsError(f"{path}: not an Inspect log ({name} missing from the zip)") from None
+    if info.compress_type != ZSTD:
+        raw = z.read(name)
+    else:  # stdlib zipfile reads zstd only from Python 3.14: decompress the member's bytes ourselves
+        try:
+            import zstandard
+        except ImportError:
+            raise LogsError(f"{path}: zstd-compressed Inspect log; reading it needs `pip install zstandard`") from None
+        with open(path, "rb") as fh:
+            fh.seek(info.header_offset)
+            head = fh.read(30)
+            name_len, extra_len = struct.unpack("<HH", head[26:30])
+            fh.seek(info.header_offset + 30 + name_len + extra_len)
+            data = fh.read(info.compress_size)
+        reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+        raw = reader.read()
+    return json.loads(raw)
+
+
+def to_float(value: Any, where: str) -> float:
+    """Inspect's value_to_float: numbers, booleans, C/I/P/N and yes/no/true/false."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip() in _VALUES | {k.lower(): v for k, v in _VALUES.items()}:
+        return _VALUES.get(value.strip(), _VALUES.get(value.strip().lower(), 0.0))
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise LogsError(f"{where}: score value {value!r} is not a number (a dict of scores needs one scorer chosen)")
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # content parts or chat messages
+        return "\n".join(_text(c.get("text", c.get("content", ""))) for c in content if isinstance(c, dict))
+    return ""
+
+
+def read_eval(path: Path | str) -> LogTask:
+    """One `.eval` log as a LogTask; a corrupt or unfinished log is a one-line LogsError naming the file."""
+    path = Path(path)
+    try:
+        z = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise LogsError(f"{path}: not a readable Inspect .eval log ({e})") from None
+    with z:
+        try:
+            header = _member(z, path, "header.json")
+            reductions = _member(z, path, "reductions.json")
+            return _task(z, path, header, reductions)
+        except (ValueError, zipfile.BadZipFile, EOFError) as e:  # json, zstd and zip errors alike
+            raise LogsError(f"{path}: corrupt Inspect log ({type(e).__name__}: {str(e)[:80]})") from None
+        except (KeyError, TypeError, AttributeError, IndexError) as e:
+            raise LogsError(f"{path}: not in Inspect's log format (missing or odd {e})") from None
+
+
+def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> LogTask:
+    if header.get("status") != "success":
+        raise LogsError(f"{path}: Inspect log status is {header.get('status')!r}, not 'success'")
+    ev, plan = header["eval"], header.get("plan") or {}
+    headline = (header.get("results") or {}).get("headline") or {}
+    scorers = [r["scorer"] for r in reductions]
+    scorer = headline.get("scorer") or (scorers[0] if scorers else None)
+    if scorer not in scorers:
+        raise LogsError(f"{path}: no per-sample scores for scorer {scorer!r} (reductions.json has {scorers})")
+    reduction = next(r for r in reductions if r["scorer"] == scorer)
+    values = {str(s["sample_id"]): s["value"] for s in reduction["samples"]}
+    ids = [str(i) for i in ev["dataset"].get("sample_ids") or values]
+    missing = [i for i in ids if i not in values]
+    if missing:
+        raise LogsError(f"{path}: {len(missing)} sample(s) have no {scorer} score (errored?), e.g. {missing[0]!r}")
+    names = {n.split("/", 1)[1].rsplit("_epoch_", 1)[0]: n for n in z.namelist() if n.startswith("samples/")}
+    hashes, completions, prompts, refs = [], [], [], []
+    for i in ids:
+        if i not in names:
+            raise LogsError(f"{path}: sample {i!r} is listed in the header but has no samples/ entry")
+        s = _member(z, path, names[i])
+        prompt, ref = _text(s.get("input")), _text(s.get("target")) if not isinstance(s.get("target"), list) else ""
+        if isinstance(s.get("target"), list):
+            ref = " | ".join(map(str, s["target"]))
+        hashes.append(stable_hash([s.get("input"), s.get("target")], 16))
+        completions.append(str((s.get("output") or {}).get("completion", "")))
+        prompts.append(prompt)
+        refs.append(ref)
+    config = ev.get("config") or {}
+    tool = f"inspect-ai@{(ev.get('packages') or {}).get('inspect_ai', '?')}"
+    return LogTask(
+        suite=f"inspect:{ev['task']}",
+        tool=tool,
+        source=str(path),
+        metric=scorer,
+        item_ids=tuple(ids),
+        scores=tuple(to_float(values[i], f"{path}: sample {i!r}") for i in ids),
+        prompt_hashes=tuple(hashes),
+        completions=tuple(completions),
+        prompts=tuple(prompts),
+        references=tuple(refs),
+        version={
+            "task_version": ev.get("task_version"),
+            "dataset": {k: v for k, v in (ev.get("dataset") or {}).items() if k not in ("samples", "sample_ids")},
+            "task_args": ev.get("task_args") or {},
+            "scorers": ev.get("scorers"),
+        },
+        prompt={"solver": plan.get("steps"), "epochs": config.get("epochs"), "reducer": config.get("epochs_reducer")},
+        generation={k: v for k, v in ((ev.get("model_generate_config") or {}) | (plan.get("config") or {})).items()},
+        model={"model": ev.get("model"), "model_args": ev.get("model_args") or {}},
+    )

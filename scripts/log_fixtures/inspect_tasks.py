@@ -1,0 +1,74 @@
+"""Inspect logs for tests/data/logs/inspect/ (run by scripts/make_log_fixtures.sh in Inspect's own venv).
+
+Two tasks on one 6-sample local dataset: `arith_match` (scorer match: C/I, 0/1) and `arith_f1` (scorer f1:
+continuous). mockllm answers from a script keyed by the question, so base and cand differ on known samples.
+
+    python scripts/log_fixtures/inspect_tasks.py /tmp/inspect-logs
+"""
+
+import sys
+
+from inspect_ai import Task, eval, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import GenerateConfig, ModelOutput, ModelUsage, get_model
+from inspect_ai.scorer import f1, match
+from inspect_ai.solver import generate, system_message
+
+QUESTIONS = [(f"What is {a} + {b}?", str(a + b)) for a, b in ((2, 3), (4, 4), (7, 5), (9, 1), (6, 8), (3, 3))]
+# which samples each model answers right (by index); the rest hedge "A or A+1": match 0, f1 0.5 (continuous)
+RIGHT = {"base": {0, 1, 2, 3}, "cand": {0, 1, 4}}
+
+
+def dataset() -> MemoryDataset:
+    return MemoryDataset([Sample(id=f"s{i}", input=q, target=a) for i, (q, a) in enumerate(QUESTIONS)], name="arith6")
+
+
+@task
+def arith_match() -> Task:
+    return Task(
+        dataset=dataset(), solver=[system_message("Answer with a number."), generate()], scorer=match(), version=1
+    )
+
+
+@task
+def arith_f1() -> Task:
+    return Task(dataset=dataset(), solver=[system_message("Answer with a number."), generate()], scorer=f1(), version=1)
+
+
+def model(who: str):
+    answers = {q: a if i in RIGHT[who] else f"{a} or {int(a) + 1}" for i, (q, a) in enumerate(QUESTIONS)}
+
+    def reply(messages, tools, tool_choice, config) -> ModelOutput:
+        question = messages[-1].text
+        out = ModelOutput.from_content(model=f"mock-{who}", content=answers[question])
+        # usage given: mockllm would otherwise count tokens with tiktoken, which downloads its vocabulary
+        out.usage = ModelUsage(
+            input_tokens=len(question.split()), output_tokens=2, total_tokens=len(question.split()) + 2
+        )
+        return out
+
+    return get_model(f"mockllm/{who}", custom_outputs=reply, memoize=False)
+
+
+def main(log_root: str) -> None:
+    tasks = [arith_match(), arith_f1()]
+    runs = {
+        "base": dict(who="base", config=GenerateConfig(temperature=0.0, max_tokens=16)),
+        "cand": dict(who="cand", config=GenerateConfig(temperature=0.0, max_tokens=16)),
+        "cand-temp": dict(who="cand", config=GenerateConfig(temperature=0.7, max_tokens=16)),
+        "cand-limit": dict(who="cand", config=GenerateConfig(temperature=0.0, max_tokens=16), limit=4),
+    }
+    for name, run in runs.items():
+        logs = eval(
+            tasks,
+            model=model(run["who"]),
+            log_dir=f"{log_root}/{name}",
+            display="none",
+            limit=run.get("limit"),
+            **run["config"].model_dump(exclude_none=True),
+        )
+        assert all(log.status == "success" for log in logs), [str(log.error.message)[:300] for log in logs if log.error]
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
