@@ -53,11 +53,12 @@ def to_float(value: Any, where: str) -> float:
         return float(value)
     if isinstance(value, int | float):
         return float(value)
-    if isinstance(value, str) and value.strip() in _VALUES | {k.lower(): v for k, v in _VALUES.items()}:
-        return _VALUES.get(value.strip(), _VALUES.get(value.strip().lower(), 0.0))
     if isinstance(value, str):
+        key = value.strip()
+        if key in _VALUES or key.lower() in _VALUES:
+            return _VALUES.get(key, _VALUES.get(key.lower(), 0.0))
         try:
-            return float(value)
+            return float(key)
         except ValueError:
             pass
     raise LogsError(f"{where}: score value {value!r} is not a number (a dict of scores needs one scorer chosen)")
@@ -110,12 +111,11 @@ def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> Log
         if i not in names:
             raise LogsError(f"{path}: sample {i!r} is listed in the header but has no samples/ entry")
         s = _member(z, path, names[i])
-        prompt, ref = _text(s.get("input")), _text(s.get("target")) if not isinstance(s.get("target"), list) else ""
-        if isinstance(s.get("target"), list):
-            ref = " | ".join(map(str, s["target"]))
+        target = s.get("target")
+        ref = " | ".join(map(str, target)) if isinstance(target, list) else _text(target)  # several accepted
         hashes.append(stable_hash([s.get("input"), s.get("target")], 16))
         completions.append(str((s.get("output") or {}).get("completion", "")))
-        prompts.append(prompt)
+        prompts.append(_text(s.get("input")))
         refs.append(ref)
     config = ev.get("config") or {}
     tool = f"inspect-ai@{(ev.get('packages') or {}).get('inspect_ai', '?')}"
