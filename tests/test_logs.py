@@ -189,7 +189,14 @@ def test_compare_from_logs_never_imports_torch(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-c", BLOCKED, *args], capture_output=True, text=True)
     assert res.returncode == 2 and "lmeval:tinygen: in the base's logs" in res.stderr  # mixed tools: refused
     for logs in (LM, INSPECT):
-        args = ["compare", "--from-logs", f"base={logs / 'base'}", f"cand={logs / 'cand'}", "--out", str(tmp_path / logs.name)]
+        args = [
+            "compare",
+            "--from-logs",
+            f"base={logs / 'base'}",
+            f"cand={logs / 'cand'}",
+            "--out",
+            str(tmp_path / logs.name),
+        ]
         res = subprocess.run([sys.executable, "-c", BLOCKED, *args], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr[-2000:]
 
@@ -200,3 +207,34 @@ def test_inspect_values_read_as_inspect_does() -> None:
     assert [to_float(v, "x") for v in ("C", "I", "P", "N", True, 0.25, "yes", "0.5")] == [1, 0, 0.5, 0, 1, 0.25, 1, 0.5]
     with pytest.raises(LogsError, match="not a number"):
         to_float({"a": 1}, "x")
+
+
+def _deflated_copy(src: Path, dst: Path, header_edit=None) -> Path:
+    """The same log re-zipped with deflate (what older Inspect wrote), optionally with header.json edited."""
+    import zipfile
+
+    from harness.logs.inspect import _member
+
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as out:
+        for name in z.namelist():
+            doc = _member(z, src, name)
+            if name == "header.json" and header_edit:
+                header_edit(doc)
+            out.writestr(name, json.dumps(doc))
+    return dst
+
+
+def test_deflated_and_unfinished_inspect_logs(tmp_path: Path) -> None:
+    src = next((INSPECT / "base").glob("*arith-f1*.eval"))
+    plain = read_logs(_deflated_copy(src, tmp_path / "old.eval"))["inspect:arith_f1"]
+    assert plain.scores == read_logs(src)["inspect:arith_f1"].scores
+    cut = _deflated_copy(src, tmp_path / "cut.eval", lambda h: h.update(status="started"))
+    with pytest.raises(LogsError, match="status is 'started', not 'success'"):
+        read_logs(cut)
+
+
+def test_suites_flag_keeps_some_tasks(tmp_path: Path) -> None:
+    specs = [f"base={LM / 'base'}", f"cand={LM / 'cand'}"]
+    assert list(load(specs, suites="lmeval:tinyqa").results["cand"]) == ["lmeval:tinyqa"]
+    res = runner.invoke(app, ["compare", "--from-logs", *specs, "--suites", "lmeval:nope", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "'lmeval:nope' is not in the base's logs" in res.output
