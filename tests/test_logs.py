@@ -238,3 +238,17 @@ def test_suites_flag_keeps_some_tasks(tmp_path: Path) -> None:
     assert list(load(specs, suites="lmeval:tinyqa").results["cand"]) == ["lmeval:tinyqa"]
     res = runner.invoke(app, ["compare", "--from-logs", *specs, "--suites", "lmeval:nope", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "'lmeval:nope' is not in the base's logs" in res.output
+
+
+def test_inspect_epochs_give_the_noise_floor(tmp_path: Path) -> None:
+    tasks = read_logs(INSPECT / "base-epochs")
+    match = tasks["inspect:arith_match"]
+    assert match.repeats == ((1, 1, 1, 1, 0, 0), (1, 1, 1, 1, 0, 1))  # s5 right on the second try only
+    assert match.scores == (1, 1, 1, 1, 0, 0.5)  # Inspect's mean reducer over the two epochs
+    out = tmp_path / "cmp"
+    args = ["compare", "--from-logs", f"b={INSPECT / 'base-epochs'}", f"c={INSPECT / 'cand-epochs'}", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    noise = {f["suite"]: f for f in json.loads((out / "results.json").read_text())["noise"]}
+    assert noise["inspect:arith_match"]["flips"] == 1
+    assert noise["inspect:arith_match"]["delta"] == pytest.approx(100 / 6)
+    assert "epoch 1 -&gt; 2" in (out / "report.html").read_text()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.logs.common import LogsError, LogTask, check_pair
@@ -52,6 +52,7 @@ class Logged:
     results: dict[str, dict[str, SuiteResult]]
     prompts: dict[str, dict[str, tuple[str, str]]]
     sources: dict[str, str]  # checkpoint id -> the logs path
+    noise: dict[str, tuple[SuiteResult, SuiteResult, str]] = field(default_factory=dict)  # base's repeats 1, 2
 
 
 def _spec(spec: str, registry: object | None) -> tuple[str, str, Checkpoint | None]:
@@ -117,4 +118,9 @@ def load(
         for s in wanted
         if (t := tasks[base][s]).prompts
     }
-    return Logged(ckpts, results, prompts, {c.id: str(c.logs) for c in ckpts})
+    noise = {
+        s: (t.repeat(base, 0), t.repeat(base, 1), "epoch 1 -> 2 (same model, resampled)")
+        for s in wanted
+        if len((t := tasks[base][s]).repeats) >= 2
+    }
+    return Logged(ckpts, results, prompts, {c.id: str(c.logs) for c in ckpts}, noise)

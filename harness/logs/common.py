@@ -7,7 +7,7 @@ LogsError naming the suite, the two checkpoints and what differs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import ForgetbenchError
@@ -40,6 +40,11 @@ class LogTask:
     prompt: dict[str, Any] = field(default_factory=dict)
     generation: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
+    repeats: tuple[tuple[float, ...], ...] = ()  # per-item scores of each repeat (Inspect epochs), in item order
+
+    def repeat(self, checkpoint: str, k: int) -> SuiteResult:
+        """Repeat k alone as a SuiteResult: two repeats of the base are its noise floor (same model, resampled)."""
+        return replace(self.result(checkpoint), scores=self.repeats[k], completions=())
 
     def result(self, checkpoint: str) -> SuiteResult:
         """The SuiteResult compare.py pairs: versions and decoding are hashes of the checked config groups."""

@@ -105,12 +105,23 @@ def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> Log
     missing = [i for i in ids if i not in values]
     if missing:
         raise LogsError(f"{path}: {len(missing)} sample(s) have no {scorer} score (errored?), e.g. {missing[0]!r}")
-    names = {n.split("/", 1)[1].rsplit("_epoch_", 1)[0]: n for n in z.namelist() if n.startswith("samples/")}
+    names: dict[str, dict[int, str]] = {}  # sample id -> epoch -> zip member
+    for n in z.namelist():
+        if n.startswith("samples/") and "_epoch_" in n:
+            sid, _, epoch = n.split("/", 1)[1].removesuffix(".json").rpartition("_epoch_")
+            names.setdefault(sid, {})[int(epoch)] = n
+    epochs = int((ev.get("config") or {}).get("epochs") or 1)
+    per_epoch: list[list[float]] = [[] for _ in range(epochs if epochs > 1 else 0)]
     hashes, completions, prompts, refs = [], [], [], []
     for i in ids:
         if i not in names:
             raise LogsError(f"{path}: sample {i!r} is listed in the header but has no samples/ entry")
-        s = _member(z, path, names[i])
+        s = _member(z, path, names[i][min(names[i])])
+        for k, scores in enumerate(per_epoch):  # each epoch's own score: repeats give the noise floor
+            if k + 1 not in names[i]:
+                raise LogsError(f"{path}: sample {i!r} has no epoch {k + 1} of {epochs}")
+            value = (_member(z, path, names[i][k + 1]).get("scores") or {}).get(scorer, {}).get("value")
+            scores.append(to_float(value, f"{path}: sample {i!r} epoch {k + 1}"))
         target = s.get("target")
         ref = " | ".join(map(str, target)) if isinstance(target, list) else _text(target)  # several accepted
         hashes.append(stable_hash([s.get("input"), s.get("target")], 16))
@@ -139,4 +150,5 @@ def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> Log
         prompt={"solver": plan.get("steps"), "epochs": config.get("epochs"), "reducer": config.get("epochs_reducer")},
         generation={k: v for k, v in ((ev.get("model_generate_config") or {}) | (plan.get("config") or {})).items()},
         model={"model": ev.get("model"), "model_args": ev.get("model_args") or {}},
+        repeats=tuple(tuple(e) for e in per_epoch),
     )

@@ -70,7 +70,7 @@ def compare_logs(
         "lineage": {c.id: c.to_dict() for c in logged.checkpoints},
     } | (extra_config or {})
     return pipeline.run_results(
-        reg, logged.checkpoints, logged.results, out, config, logged.prompts, n_boot, n_perm, finish
+        reg, logged.checkpoints, logged.results, out, config, logged.prompts, n_boot, n_perm, finish, logged.noise
     )
 
 
