@@ -463,6 +463,9 @@ def run_gate_logs(
     decision: list[GateDecision] = []
 
     def finish(run: Run) -> Callable[[Path], None]:
+        fps = run.comparison.meta["fingerprints"]  # of the logs' model and model args
+        if fps[run.checkpoints[0].id] == fps[run.checkpoints[1].id]:  # gating a model against itself always passes
+            raise GateConfigError(f"--base {base} and --candidate {candidate} logged the same model: nothing to gate")
         unknown = sorted(set(cfg.per_suite) - set(run.comparison.suites))
         if unknown:  # a misspelt override is an error, not a silently ungated suite
             raise GateConfigError(f"per_suite: {', '.join(unknown)} not among the logs' suites")

@@ -140,6 +140,11 @@ def test_registry_logs_field_and_trained_on(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "results.json").read_text())["summaries"][0]["gain"] is not None
     with pytest.raises(LogsError, match="--trained-on: 'countdown' is not a suite of the logs"):
         load([f"b={LM / 'base'}", f"c={LM / 'cand'}"], trained_on="countdown")
+    reg.write_text(reg.read_text().replace("[lmeval:tinygen]", "[lmeval:tinygne]"))
+    res = runner.invoke(app, ["compare", "--from-logs", "b", "c", "--registry", str(reg), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "c: trained_on 'lmeval:tinygne' is not a suite of the logs" in res.output
+    res = runner.invoke(app, ["compare", "b", "c", "--registry", str(reg), "--engine", "fake", "--out", "o2"])
+    assert res.exit_code == 2 and "has only logs" in res.output  # no weights: not evaluated by mistake
 
 
 def test_gate_from_logs_fails_a_planted_regression(tmp_path: Path) -> None:
@@ -157,6 +162,9 @@ def test_gate_from_logs_fails_a_planted_regression(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, [*gate, "--candidate", f"c={LM / 'cand-fewshot'}", "--out", str(tmp_path / "g3")])
     assert res.exit_code == 2 and "n-shot" in (tmp_path / "g3" / "gate.md").read_text()
+    write_lmeval(tmp_path / "rerun", [0.0] * 300)  # model "synthetic" again: the base's model, logged twice
+    res = runner.invoke(app, [*gate, "--candidate", f"again={tmp_path / 'rerun'}", "--out", str(tmp_path / "g4")])
+    assert res.exit_code == 2 and "logged the same model" in res.output
 
 
 def test_leaderboard_picks_up_a_logs_comparison(tmp_path: Path) -> None:

@@ -174,6 +174,8 @@ class Registry:
         """A registry id, or a path; a self-describing .pt contributes its own lineage metadata."""
         if spec in self.by_id:
             ckpt = self.by_id[spec]
+            if ckpt.format == "logs":  # no weights to evaluate: its numbers come from its logs
+                raise RegistryError(f"checkpoint {spec!r} has only logs ({ckpt.logs}): compare it with --from-logs")
             if ckpt.format == "hub":  # full model or adapter: known once the snapshot is there
                 ckpt = _adapter_base(replace(ckpt, format=detect_format(ckpt.path)))
             return ckpt

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.logs.common import LogsError, LogTask, check_pair
@@ -83,6 +83,7 @@ def load(
         raise LogsError("--from-logs: give the base and at least one candidate, e.g. base=PATH cand=PATH")
     ckpts: list[Checkpoint] = []
     tasks: dict[str, dict[str, LogTask]] = {}
+    by_id = getattr(registry, "by_id", {})
     for i, spec in enumerate(specs):
         cid, path, entry = _spec(spec, registry)
         if cid in tasks:
@@ -103,10 +104,13 @@ def load(
         if s not in tasks[base]:
             raise LogsError(f"--trained-on: {s!r} is not a suite of the logs; they have {', '.join(tasks[base])}")
     for k, c in enumerate(ckpts[1:], 1):
-        if c.format == "logs":  # given on the command line: the flags give its lineage
-            from dataclasses import replace
-
-            ckpts[k] = replace(c, trained_on=names or c.trained_on, method=method or c.method, base=base)
+        if c.id not in by_id:  # given on the command line: the flags give its lineage
+            ckpts[k] = c = replace(c, trained_on=names or c.trained_on, method=method or c.method, base=base)
+        for s in c.trained_on:  # a registry entry's trained_on names log suites: a typo would move gain to drop
+            if s not in tasks[base]:
+                raise LogsError(
+                    f"{c.id}: trained_on {s!r} is not a suite of the logs; they have {', '.join(tasks[base])}"
+                )
     for c in ckpts[1:]:
         for s in wanted:
             if s not in tasks[c.id]:
