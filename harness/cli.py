@@ -149,6 +149,7 @@ def compare(
     ] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
+
     if from_logs:  # lm-eval --log_samples / Inspect .eval logs instead of evaluating (harness/logs)
         return _compare_logs(checkpoints, registry, out, trained_on, method, suites, n_boot)
     try:
@@ -205,14 +206,13 @@ def _compare_and_write(
 
 
 def _compare_logs(specs: list[str], registry: Path, out: Path | None, trained_on, method, suites, n_boot: int) -> None:
-    from harness.logs import LogsError
     from harness.logs.run import compare_logs
 
     t0 = time.perf_counter()
     try:
         _, out = compare_logs(specs, registry, out, trained_on, method, suites, n_boot,
                               finish=lambda run: print_comparison(out_console, run.comparison))  # fmt: skip
-    except (LogsError, *_known_errors()) as e:
+    except (ForgetbenchError, *_known_errors()) as e:  # LogsError: a bad or mismatched log, one line
         raise _fail(str(e)) from None
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
