@@ -260,3 +260,13 @@ def test_inspect_epochs_give_the_noise_floor(tmp_path: Path) -> None:
     assert noise["inspect:arith_match"]["flips"] == 1
     assert noise["inspect:arith_match"]["delta"] == pytest.approx(100 / 6)
     assert "epoch 1 -&gt; 2" in (out / "report.html").read_text()
+
+
+def test_results_file_given_by_name(tmp_path: Path) -> None:
+    """`lm_eval --output_path run.json` writes run_<date id>.json beside samples_<task>_<date id>.jsonl."""
+    res = next((LM / "base").glob("results_*.json"))
+    stamp = res.name.removeprefix("results_").removesuffix(".json")
+    for f in (LM / "base").iterdir():
+        shutil.copy(f, tmp_path / f.name.replace(f"results_{stamp}", f"run_{stamp}"))
+    tasks = read_logs(tmp_path / f"run_{stamp}.json")
+    assert tasks["lmeval:tinyqa"].scores == read_logs(LM / "base")["lmeval:tinyqa"].scores

@@ -32,7 +32,7 @@ def read_logs(path: Path | str) -> dict[str, LogTask]:
         raise LogsError(f"{path}: no such file or directory")
     evals = [path] if path.suffix == ".eval" else sorted(path.rglob("*.eval")) if path.is_dir() else []
     out: dict[str, LogTask] = {}
-    if path.suffix != ".eval" and (path.is_dir() or path.name.startswith("results_")):
+    if path.suffix != ".eval" and (path.is_dir() or path.suffix == ".json"):
         out |= read_results(path) if results_files(path) else {}
     for f in evals:
         task = read_eval(f)

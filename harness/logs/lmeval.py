@@ -43,7 +43,7 @@ def _load_json(path: Path) -> Any:
 def read_results(path: Path | str) -> dict[str, LogTask]:
     """Every task of every results file under `path`, by suite name; a task logged twice is refused."""
     out: dict[str, LogTask] = {}
-    for res in results_files(Path(path)):
+    for res in results_files(Path(path)):  # a file given by name may be called anything (--output_path x.json)
         for task in _read_one(res):
             if task.suite in out:
                 raise LogsError(
@@ -58,7 +58,7 @@ def _read_one(res: Path) -> list[LogTask]:
     doc = _load_json(res)
     if not isinstance(doc, dict) or not isinstance(doc.get("configs"), dict):
         raise LogsError(f"{res}: not an lm-eval results file (no 'configs')")
-    stamp = res.name.removeprefix("results_").removesuffix(".json")
+    stamp = res.name.removesuffix(".json").rsplit("_", 1)[-1]  # lm-eval's date id; `--output_path x.json`: x_<id>
     tasks = []
     for name, cfg in doc["configs"].items():
         samples = res.parent / f"samples_{name}_{stamp}.jsonl"
