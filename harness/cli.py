@@ -151,6 +151,8 @@ def compare(
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
 
     if from_logs:  # lm-eval --log_samples / Inspect .eval logs instead of evaluating (harness/logs)
+        if limit is not None or suite_limit is not None:
+            raise _fail("--limit/--suite-limit do not apply to --from-logs: the logs fix the items")
         return _compare_logs(checkpoints, registry, out, trained_on, method, suites, n_boot)
     try:
         cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)

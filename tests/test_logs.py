@@ -246,6 +246,8 @@ def test_suites_flag_keeps_some_tasks(tmp_path: Path) -> None:
     assert list(load(specs, suites="lmeval:tinyqa").results["cand"]) == ["lmeval:tinyqa"]
     res = runner.invoke(app, ["compare", "--from-logs", *specs, "--suites", "lmeval:nope", "--out", str(tmp_path)])
     assert res.exit_code == 2 and "'lmeval:nope' is not in the base's logs" in res.output
+    res = runner.invoke(app, ["compare", "--from-logs", *specs, "--limit", "5", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "the logs fix the items" in res.output
 
 
 def test_inspect_epochs_give_the_noise_floor(tmp_path: Path) -> None:
