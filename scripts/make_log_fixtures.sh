@@ -11,7 +11,8 @@
 # (--limit 6: items missing, refused).
 # Inspect: its mockllm provider answering from a script on a 6-sample local dataset, two tasks (match: 0/1,
 # f1: continuous): base, cand, cand-temp (temperature 0.7: refused), cand-limit (4 of 6 samples: refused),
-# base-epochs and cand-epochs (2 epochs, sampled; one sample differs between the base's epochs: its noise floor).
+# base-epochs and cand-epochs (2 epochs, sampled; one sample differs between the base's epochs: its noise floor),
+# base-json and cand-json (--log-format json).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$ROOT/tests/data/logs

@@ -272,3 +272,16 @@ def test_results_file_given_by_name(tmp_path: Path) -> None:
         shutil.copy(f, tmp_path / f.name.replace(f"results_{stamp}", f"run_{stamp}"))
     tasks = read_logs(tmp_path / f"run_{stamp}.json")
     assert tasks["lmeval:tinyqa"].scores == read_logs(LM / "base")["lmeval:tinyqa"].scores
+
+
+def test_inspect_json_format_reads_as_eval(tmp_path: Path) -> None:
+    as_json, as_eval = read_logs(INSPECT / "base-json"), read_logs(INSPECT / "base")
+    assert set(as_json) == set(as_eval) == {"inspect:arith_match", "inspect:arith_f1"}
+    for suite, task in as_json.items():
+        assert (task.item_ids, task.scores, task.prompt_hashes) == (
+            as_eval[suite].item_ids,
+            as_eval[suite].scores,
+            as_eval[suite].prompt_hashes,
+        )
+    specs = [f"base={INSPECT / 'base-json'}", f"cand={INSPECT / 'cand'}"]  # json against eval: same items, paired
+    assert load(specs).results["cand"]["inspect:arith_match"].scores == (1, 1, 0, 0, 1, 0)

@@ -12,13 +12,14 @@ Items missing from a candidate's log are refused, never dropped: the comparison 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.logs.common import LogsError, LogTask, check_pair
-from harness.logs.inspect import read_eval
+from harness.logs.inspect import is_json_log, read_eval, read_json_log
 from harness.logs.lmeval import read_results, results_files
 from harness.types import Checkpoint, SuiteResult
 
@@ -32,15 +33,32 @@ def read_logs(path: Path | str) -> dict[str, LogTask]:
         raise LogsError(f"{path}: no such file or directory")
     evals = [path] if path.suffix == ".eval" else sorted(path.rglob("*.eval")) if path.is_dir() else []
     out: dict[str, LogTask] = {}
-    if path.suffix != ".eval" and (path.is_dir() or path.suffix == ".json"):
+    json_logs = _inspect_json(path)
+    if path.suffix != ".eval" and (path.is_dir() or path.suffix == ".json") and not (path.is_file() and json_logs):
         out |= read_results(path) if results_files(path) else {}
-    for f in evals:
-        task = read_eval(f)
+    for f in [*evals, *json_logs]:
+        task = read_eval(f) if f.suffix == ".eval" else read_json_log(f, json_logs[f])
         if task.suite in out:
             raise LogsError(f"{path}: {task.suite} is logged twice ({out[task.suite].source} and {f}); give one file")
         out[task.suite] = task
     if not out:
         raise LogsError(f"{path}: no lm-eval results_*.json (with samples) or Inspect .eval logs found")
+    return out
+
+
+def _inspect_json(path: Path) -> dict[Path, dict]:
+    """Inspect logs in JSON format under `path` (any .json that is not lm-eval's and has Inspect's header)."""
+    files = [path] if path.suffix == ".json" else sorted(path.rglob("*.json")) if path.is_dir() else []
+    out = {}
+    for f in files:
+        if f.name.startswith(("results_", "samples_")):
+            continue
+        try:
+            doc = json.loads(f.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue  # not a log of either tool (or lm-eval's, named otherwise): read_results says what is wrong
+        if is_json_log(doc):
+            out[f] = doc
     return out
 
 

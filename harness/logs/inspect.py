@@ -1,11 +1,12 @@
 """Read Inspect `.eval` logs without importing inspect_ai: a zip of JSON (header.json, samples/<id>_epoch_<n>.json,
-reductions.json). Each log is one task: suite `inspect:<task>`, items = the dataset's sample ids, score = the
-headline scorer's value reduced over epochs by Inspect's own reducer (reductions.json; C/I/P/N and booleans read
-as Inspect's value_to_float does), prompt hash = the sample's input and target.
+reductions.json); and `--log-format json` logs, the same parts in one document. Each log is one task: suite
+`inspect:<task>`, items = the dataset's sample ids, score = the headline scorer's value reduced over epochs by
+Inspect's own reducer (reductions.json; C/I/P/N and booleans read as Inspect's value_to_float does), prompt
+hash = the sample's input and target; with several epochs, each epoch's own scores too (the noise floor).
 
 Entries are zstd-compressed by current Inspect (zip method 93; read with `zstandard`) and deflated by older ones.
 
-    python -c "from harness.logs.inspect import read_eval; print(read_eval('tests/data/logs/inspect/base/x.eval'))"
+    python -c "from harness.logs import read_logs; print(read_logs('tests/data/logs/inspect/base'))"
 """
 
 from __future__ import annotations
@@ -83,14 +84,27 @@ def read_eval(path: Path | str) -> LogTask:
         try:
             header = _member(z, path, "header.json")
             reductions = _member(z, path, "reductions.json")
-            return _task(z, path, header, reductions)
+            samples = [_member(z, path, n) for n in z.namelist() if n.startswith("samples/") and n.endswith(".json")]
+            return _task(path, header, reductions, samples)
         except (ValueError, zipfile.BadZipFile, EOFError) as e:  # json, zstd and zip errors alike
             raise LogsError(f"{path}: corrupt Inspect log ({type(e).__name__}: {str(e)[:80]})") from None
         except (KeyError, TypeError, AttributeError, IndexError) as e:
             raise LogsError(f"{path}: not in Inspect's log format (missing or odd {e})") from None
 
 
-def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> LogTask:
+def read_json_log(path: Path, doc: dict[str, Any]) -> LogTask:
+    """An Inspect log written with `--log-format json`: the same parts in one document."""
+    try:
+        return _task(path, doc, doc.get("reductions") or [], doc.get("samples") or [])
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as e:
+        raise LogsError(f"{path}: not in Inspect's log format (missing or odd {e})") from None
+
+
+def is_json_log(doc: Any) -> bool:
+    return isinstance(doc, dict) and isinstance(doc.get("eval"), dict) and "plan" in doc
+
+
+def _task(path: Path, header: dict, reductions: list, samples: list[dict]) -> LogTask:
     if header.get("status") != "success":
         raise LogsError(f"{path}: Inspect log status is {header.get('status')!r}, not 'success'")
     ev, plan = header["eval"], header.get("plan") or {}
@@ -105,22 +119,20 @@ def _task(z: zipfile.ZipFile, path: Path, header: dict, reductions: list) -> Log
     missing = [i for i in ids if i not in values]
     if missing:
         raise LogsError(f"{path}: {len(missing)} sample(s) have no {scorer} score (errored?), e.g. {missing[0]!r}")
-    names: dict[str, dict[int, str]] = {}  # sample id -> epoch -> zip member
-    for n in z.namelist():
-        if n.startswith("samples/") and "_epoch_" in n:
-            sid, _, epoch = n.split("/", 1)[1].removesuffix(".json").rpartition("_epoch_")
-            names.setdefault(sid, {})[int(epoch)] = n
+    names: dict[str, dict[int, dict]] = {}  # sample id -> epoch -> the sample (by its own fields, not file names)
+    for sample in samples:
+        names.setdefault(str(sample["id"]), {})[int(sample.get("epoch") or 1)] = sample
     epochs = int((ev.get("config") or {}).get("epochs") or 1)
     per_epoch: list[list[float]] = [[] for _ in range(epochs if epochs > 1 else 0)]
     hashes, completions, prompts, refs = [], [], [], []
     for i in ids:
         if i not in names:
-            raise LogsError(f"{path}: sample {i!r} is listed in the header but has no samples/ entry")
-        s = _member(z, path, names[i][min(names[i])])
+            raise LogsError(f"{path}: sample {i!r} is listed in the header but was not logged")
+        s = names[i][min(names[i])]
         for k, scores in enumerate(per_epoch):  # each epoch's own score: repeats give the noise floor
             if k + 1 not in names[i]:
                 raise LogsError(f"{path}: sample {i!r} has no epoch {k + 1} of {epochs}")
-            value = (_member(z, path, names[i][k + 1]).get("scores") or {}).get(scorer, {}).get("value")
+            value = (names[i][k + 1].get("scores") or {}).get(scorer, {}).get("value")
             scores.append(to_float(value, f"{path}: sample {i!r} epoch {k + 1}"))
         target = s.get("target")
         ref = " | ".join(map(str, target)) if isinstance(target, list) else _text(target)  # several accepted

@@ -66,12 +66,16 @@ def main(log_root: str) -> None:
         # two epochs each, sampled: the base's two epochs are its noise floor
         "base-epochs": dict(who="base", config=GenerateConfig(temperature=0.7, max_tokens=16), epochs=2, flaky=True),
         "cand-epochs": dict(who="cand", config=GenerateConfig(temperature=0.7, max_tokens=16), epochs=2, flaky=True),
+        # Inspect's other log format: one JSON document per task
+        "base-json": dict(who="base", config=GenerateConfig(temperature=0.0, max_tokens=16), log_format="json"),
+        "cand-json": dict(who="cand", config=GenerateConfig(temperature=0.0, max_tokens=16), log_format="json"),
     }
     for name, run in runs.items():
         logs = eval(
             tasks,
             model=model(run["who"], run.get("flaky", False)),
             epochs=run.get("epochs"),
+            log_format=run.get("log_format", "eval"),
             log_dir=f"{log_root}/{name}",
             display="none",
             limit=run.get("limit"),
