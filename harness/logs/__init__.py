@@ -42,7 +42,7 @@ def read_logs(path: Path | str) -> dict[str, LogTask]:
             raise LogsError(f"{path}: {task.suite} is logged twice ({out[task.suite].source} and {f}); give one file")
         out[task.suite] = task
     if not out:
-        raise LogsError(f"{path}: no lm-eval results_*.json (with samples) or Inspect .eval logs found")
+        raise LogsError(f"{path}: no lm-eval results_*.json (with samples) or Inspect .eval/.json logs found")
     return out
 
 
