@@ -29,6 +29,8 @@ Thresholds come from defaults < the config file (`--config`, else ./forgetbench-
 The run itself is harness/pipeline.py (shared with compare and report); this module decides and writes
 gate.md / junit.xml / gate.json, escaping every string it did not write. A base and candidate with the same
 weights fingerprint are refused (exit 2) before any model work.
+`--from-logs`: --base/--candidate are lm-eval or Inspect sample logs (harness/logs), decided by the same rule with
+no model; logs that measured differently, or the same model logged twice, are refused (exit 2).
 """
 
 from __future__ import annotations
