@@ -16,106 +16,32 @@ import typer
 from rich.console import Console
 
 from harness import gate, leaderboard
-from harness.errors import ForgetbenchError
+from harness.commandline import (
+    App,
+    BatchSizeOpt,
+    CachedOnlyOpt,
+    DtypeOpt,
+    EngineOpt,
+    EngineOptsOpt,
+    LimitOpt,
+    MaxNewTokensOpt,
+    MethodOpt,
+    NBootOpt,
+    RegistryOpt,
+    RunsDirOpt,
+    SuiteLimitOpt,
+    SuitesOpt,
+    TrainedOnOpt,
+    UsageError,
+    err_console,
+    eval_config,
+    fail_line,
+)
 from harness.table import print_comparison, print_scores
 from harness.train import cli as train_cli
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Measure what post-training gained and forgot.")
+app = App(no_args_is_help=True, help="Measure what post-training gained and forgot.")
 out_console = Console()
-err_console = Console(stderr=True)
-
-RegistryOpt = Annotated[Path, typer.Option("--registry", help="checkpoints.yaml to resolve ids from")]
-SuitesOpt = Annotated[
-    str | None,
-    typer.Option("--suites", help="comma-separated suite specs name[:option[+option]] (default: registry's)"),
-]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="first N items of every suite, for a quick look")]
-SuiteLimitOpt = Annotated[
-    str | None, typer.Option("--suite-limit", help="per-suite item limits overriding --limit, e.g. mmlu=100,ifeval=50")
-]
-EngineOpt = Annotated[str, typer.Option("--engine", help="fake | hf | vllm")]
-EngineOptsOpt = Annotated[
-    list[str] | None,
-    typer.Option("--engine-opt", help="KEY=VALUE for the engine, repeatable (batching=static, tensor_parallel_size=2)"),
-]
-RunsOpt = Annotated[str, typer.Option("--runs-dir", help="record store: a path or a URL (s3://, gs://, file://)")]
-
-
-def _fail(msg: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def _known_errors() -> tuple[type[Exception], ...]:
-    from harness.checkpoints.registry import RegistryError
-    from harness.compare import ComparisonError
-    from harness.engines import EngineError
-    from harness.evaluate import MissingRecordsError
-    from harness.pipeline import InputError
-    from harness.store import StoreError
-    from harness.suites import SuiteError
-
-    return (
-        InputError,
-        RegistryError,
-        SuiteError,
-        EngineError,
-        ComparisonError,
-        StoreError,
-        MissingRecordsError,
-        FileNotFoundError,
-    )
-
-
-def _cfg(
-    engine: str,
-    limit: int | None,
-    runs_dir: Path | str,
-    batch_size: int,
-    max_new_tokens: int | None,
-    dtype: str | None,
-    engine_opts: list[str] | None = None,
-    suite_limit: str | None = None,
-):
-    from harness.evaluate import EvalConfig
-
-    return EvalConfig(
-        engine=engine,
-        limit=limit,
-        limits=parse_suite_limits(suite_limit),
-        runs_dir=runs_dir,
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-        dtype=dtype,
-        engine_options=_engine_options(engine_opts or []),
-    )
-
-
-def parse_suite_limits(text: str | None) -> dict[str, int]:
-    """'mmlu=100,ifeval=50' -> {'mmlu': 100, 'ifeval': 50}; a bad entry is a one-line error naming it."""
-    out: dict[str, int] = {}
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        name, _, n = part.partition("=")
-        if not name.strip() or not n.strip().isdigit() or int(n) < 1:
-            raise _fail(f"--suite-limit: expected SUITE=N with N a positive integer, got {part.strip()!r}")
-        out[name.strip()] = int(n)
-    return out
-
-
-def _engine_options(pairs: list[str]) -> dict:
-    """--engine-opt KEY=VALUE pairs; values read as JSON when they parse (2, 0.5, true), else as strings."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise _fail(f"--engine-opt {pair!r}: expected KEY=VALUE, e.g. tensor_parallel_size=2")
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 @app.command()
@@ -126,13 +52,13 @@ def compare(
     suite_limit: SuiteLimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = "reports/runs",
+    runs_dir: RunsDirOpt = "reports/runs",
     out: Annotated[Path | None, typer.Option("--out", help="output dir (default reports/compare-<hash>)")] = None,
-    batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
-    max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
-    dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
-    n_boot: Annotated[int, typer.Option(help="bootstrap resamples")] = 1000,
-    cached_only: Annotated[bool, typer.Option(help="fail instead of evaluating what is not stored")] = False,
+    batch_size: BatchSizeOpt = 32,
+    max_new_tokens: MaxNewTokensOpt = None,
+    dtype: DtypeOpt = None,
+    n_boot: NBootOpt = 1000,
+    cached_only: CachedOnlyOpt = False,
     engine_opt: EngineOptsOpt = None,
     ray_address: Annotated[
         str | None, typer.Option("--ray", help="evaluate as Ray tasks: auto | local | ray://host:port")
@@ -140,8 +66,8 @@ def compare(
     ray_gpus_per_task: Annotated[
         float | None, typer.Option("--ray-gpus-per-task", help="GPUs per Ray task (default 1 if the cluster has GPUs)")
     ] = None,
-    trained_on: Annotated[str | None, typer.Option(help="target suites of every candidate given as a path")] = None,
-    method: Annotated[str | None, typer.Option(help="method of every candidate given as a path (sft, grpo...)")] = None,
+    trained_on: TrainedOnOpt = None,
+    method: MethodOpt = None,
     noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
     kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
     from_logs: Annotated[
@@ -152,26 +78,21 @@ def compare(
 
     if from_logs:  # lm-eval --log_samples / Inspect .eval logs instead of evaluating (harness/logs)
         if limit is not None or suite_limit is not None:
-            raise _fail("--limit/--suite-limit do not apply to --from-logs: the logs fix the items")
+            raise UsageError("--limit/--suite-limit do not apply to --from-logs: the logs fix the items")
         return _compare_logs(checkpoints, registry, out, trained_on, method, suites, n_boot)
-    try:
-        cfg = _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
-        lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
-        if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
-            from harness import pipeline
-            from harness.distributed import run_plan
+    cfg = eval_config(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
+    lineage = (trained_on, method)  # for candidates given as paths; recorded in config.json's lineage
+    if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
+        from harness import pipeline
+        from harness.distributed import run_plan
 
-            reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites, lineage)
-            run_plan(
-                reg, ckpts, suite_objs, cfg, ray_address, ray_gpus_per_task, console=err_console, noise=noise_floor
-            )
-            cached_only = True  # KL's samples and log-probs are drawn on the driver (probes stay uncached-only)
-        probe_opts = {"noise_floor": noise_floor, "kl": kl}
-        _compare_and_write(
-            registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage, probe_opts, bool(ray_address)
-        )
-    except _known_errors() as e:
-        raise _fail(str(e)) from None
+        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites, lineage)
+        run_plan(reg, ckpts, suite_objs, cfg, ray_address, ray_gpus_per_task, console=err_console, noise=noise_floor)
+        cached_only = True  # KL's samples and log-probs are drawn on the driver (probes stay uncached-only)
+    probe_opts = {"noise_floor": noise_floor, "kl": kl}
+    _compare_and_write(
+        registry, checkpoints, suites, cfg, out, n_boot, cached_only, lineage, probe_opts, bool(ray_address)
+    )
 
 
 def _compare_and_write(
@@ -211,11 +132,8 @@ def _compare_logs(specs: list[str], registry: Path, out: Path | None, trained_on
     from harness.logs.run import compare_logs
 
     t0 = time.perf_counter()
-    try:
-        _, out = compare_logs(specs, registry, out, trained_on, method, suites, n_boot,
-                              finish=lambda run: print_comparison(out_console, run.comparison))  # fmt: skip
-    except (ForgetbenchError, *_known_errors()) as e:  # LogsError: a bad or mismatched log, one line
-        raise _fail(str(e)) from None
+    _, out = compare_logs(specs, registry, out, trained_on, method, suites, n_boot,
+                          finish=lambda run: print_comparison(out_console, run.comparison))  # fmt: skip
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
@@ -224,32 +142,24 @@ def eval_cmd(
     checkpoints: Annotated[list[str], typer.Argument(help="registry ids or paths")],
     suites: SuitesOpt = None,
     limit: LimitOpt = None,
+    suite_limit: SuiteLimitOpt = None,
     engine: EngineOpt = "hf",
     registry: RegistryOpt = Path("checkpoints.yaml"),
-    runs_dir: RunsOpt = "reports/runs",
-    batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
-    max_new_tokens: Annotated[int | None, typer.Option(help="cap every suite's generation length at N tokens")] = None,
-    dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
+    runs_dir: RunsDirOpt = "reports/runs",
+    batch_size: BatchSizeOpt = 32,
+    max_new_tokens: MaxNewTokensOpt = None,
+    dtype: DtypeOpt = None,
     engine_opt: EngineOptsOpt = None,
 ) -> None:
     """Evaluate checkpoints on suites (cached) and print per-suite scores."""
     from harness import pipeline
     from harness.evaluate import evaluate
 
-    try:
-        pipeline.check_flags(limit, max_new_tokens, None, batch_size)
-        reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
-        pipeline.check_runs_dir(runs_dir)
-        results = evaluate(
-            reg,
-            ckpts,
-            suite_objs,
-            _cfg(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt),
-            console=err_console,
-        )
-    except _known_errors() as e:
-        raise _fail(str(e)) from None
-    print_scores(out_console, results)
+    pipeline.check_flags(limit, max_new_tokens, None, batch_size)
+    cfg = eval_config(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
+    reg, ckpts, suite_objs = pipeline.resolve(registry, checkpoints, suites)
+    pipeline.check_runs_dir(runs_dir)
+    print_scores(out_console, evaluate(reg, ckpts, suite_objs, cfg, console=err_console))
 
 
 @app.command()
@@ -262,7 +172,7 @@ def report(
 
     cfg_path = compare_dir / "config.json"
     if not cfg_path.exists():
-        raise _fail(f"{cfg_path}: not found (is {compare_dir} a compare output directory?)")
+        raise UsageError(f"{cfg_path}: not found (is {compare_dir} a compare output directory?)")
     try:
         config = json.loads(cfg_path.read_text())
         if "from_logs" in config:  # a comparison of lm-eval/Inspect logs: read them again (harness/logs)
@@ -280,11 +190,7 @@ def report(
             registry, config["checkpoints"], suites, cfg, out or compare_dir, n_boot, True, probe_opts=probes
         )
     except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise _fail(f"{cfg_path}: malformed ({e})") from None
-    except _known_errors() as e:
-        raise _fail(str(e)) from None
-    except ForgetbenchError as e:  # e.g. harness.logs.LogsError: the logs moved or changed since
-        raise _fail(str(e)) from None
+        raise UsageError(f"{cfg_path}: malformed ({e})") from None
 
 
 @app.command("suites")
@@ -306,10 +212,7 @@ def checkpoints_cmd(
     from harness.checkpoints.registry import Registry, RegistryError
     from harness.checkpoints.weights import fingerprint, local_files
 
-    try:
-        reg = Registry.load(registry)
-    except RegistryError as e:
-        raise _fail(str(e), 1) from None
+    reg = Registry.load(registry)
     table = Table("id", "method", "base", "trained_on", "format", "path", "status")
     bad = 0
     for c in reg.by_id.values():
@@ -322,25 +225,20 @@ def checkpoints_cmd(
         table.add_row(c.id, c.method, c.base or "", ",".join(c.trained_on), c.format, c.path, status)
     out_console.print(table)
     if bad:
-        raise _fail(f"{bad} checkpoint(s) in {registry} have missing files", 1)
+        fail_line(f"{bad} checkpoint(s) in {registry} have missing files")
+        raise typer.Exit(1)
 
 
 @app.command()
 def data(suites: SuitesOpt = None) -> None:
     """Fetch every suite's pinned data files into the data cache (sha256-checked); run once at setup."""
-    from harness.data import DataError, fetch
-    from harness.suites import SuiteError, all_suites, parse_suites
+    from harness.data import fetch
+    from harness.suites import all_suites, parse_suites
 
-    try:
-        chosen = parse_suites(suites) if suites is not None else list(all_suites().values())
-    except SuiteError as e:
-        raise _fail(str(e)) from None
-    try:
-        for s in chosen:
-            for spec in s.data_files:
-                out_console.print(f"{s.name}: {fetch(spec)}", highlight=False)
-    except DataError as e:
-        raise _fail(str(e)) from None
+    chosen = parse_suites(suites) if suites is not None else list(all_suites().values())
+    for s in chosen:
+        for spec in s.data_files:
+            out_console.print(f"{s.name}: {fetch(spec)}", highlight=False)
 
 
 @app.command()

@@ -30,8 +30,8 @@ class ComparisonError(ForgetbenchError):
 def check_comparable(base: SuiteResult, other: SuiteResult) -> list[str]:
     """Raise when the runs measure different things; return soft warnings (e.g. engine differs)."""
     where = f"suite {base.suite}: {other.checkpoint} vs {base.checkpoint}"
-    if base.suite_version != other.suite_version:
-        raise ComparisonError(f"{where}: suite version differs ({other.suite_version} vs {base.suite_version})")
+    if base.data_version != other.data_version:
+        raise ComparisonError(f"{where}: data version differs ({other.data_version} vs {base.data_version})")
     if base.scorer_version != other.scorer_version:
         raise ComparisonError(
             f"{where}: scorer version differs ({other.scorer_version} vs {base.scorer_version}); rescore both alike"
@@ -268,7 +268,7 @@ def compare(
         "seed": seed,
         "warnings": sorted(set(warnings)),
         "engines": sorted({r.engine for res in results.values() for r in res.values()}),
-        "suite_versions": {s: results[base][s].suite_version for s in suites},
+        "data_versions": {s: results[base][s].data_version for s in suites},
         "areas": area,
         "decoding": {s: results[base][s].decoding for s in suites},
         "fingerprints": {cid: next(iter(res.values())).fingerprint for cid, res in results.items() if res},

@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.checkpoints.weights import home
 from harness.errors import ForgetbenchError
+from harness.places import home
 from harness.types import Item
 
 

@@ -3,7 +3,8 @@
 Plan (checkpoint x suite x decoding) -> look up the store -> claim what is missing (a concurrent run on the
 store waits, then re-reads) -> pool every missing request of a checkpoint across suites -> length-sort ->
 batch -> engine -> one atomic part file per batch -> SuiteResults.
-Records are keyed by the suite's data version only; scores are computed from the stored completions with
+Records are found by one RecordKey (harness/types.py: fingerprint, suite, data version, decoding, engine; the
+prompt hash checked per item), built once per task; scores are computed from the stored completions with
 the suite's current scorer (stamped as scorer_version), so a scorer switch or upgrade never regenerates.
 A second run finds everything in the store and never imports torch.
 
@@ -35,7 +36,7 @@ from harness.engines import Engine, engine_ident, make_engine
 from harness.errors import ForgetbenchError
 from harness.store import Store, StoreError
 from harness.suites import Suite, load_items
-from harness.types import Completion, Decoding, Item, Record, SuiteResult, stable_hash
+from harness.types import Completion, Decoding, Item, Record, RecordKey, SuiteResult, stable_hash
 
 
 class MissingRecordsError(ForgetbenchError):
@@ -68,14 +69,11 @@ class _Task:
     items: list[Item]
     hashes: list[str]
     decoding: Decoding
-    cached: dict[str, Record]
+    key: RecordKey
+    cached: dict[str, Record] = field(default_factory=dict)
 
     def missing(self) -> list[int]:
-        return [
-            i
-            for i, it in enumerate(self.items)
-            if it.id not in self.cached or self.cached[it.id].prompt_hash != self.hashes[i]
-        ]
+        return [i for i, it in enumerate(self.items) if not self.key.reuses(self.cached.get(it.id), self.hashes[i])]
 
 
 def decoding_for(suite: Suite, cfg: EvalConfig) -> Decoding:
@@ -121,16 +119,16 @@ def evaluate(
             for s in suites:
                 hashes = [prompt_hash(s, it, ckpt) for it in items[s.name]]
                 dec = decoding_for(s, cfg)
-                cached = store.load(fp, s.name, s.data_version, dec.key(), ident)
-                tasks.append(_Task(ckpt, fp, s, items[s.name], hashes, dec, cached))
+                key = RecordKey.of(fp, s, dec, ident)
+                tasks.append(_Task(ckpt, fp, s, items[s.name], hashes, dec, key, store.load(key)))
             todo = sum(len(t.missing()) for t in tasks)
             if todo and cached_only:
                 raise MissingRecordsError(f"checkpoint {ckpt.id}: {todo} item(s) not in the store {cfg.runs_dir}")
             if todo:  # claim, then re-read: a concurrent run on this store may have evaluated them meanwhile
-                keys = [(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident) for t in tasks]
+                keys = [t.key for t in tasks]
                 claim.enter_context(store.claim(keys, on_wait=lambda msg: console.print(msg, highlight=False)))
                 for t in tasks:
-                    t.cached = store.load(t.fp, t.suite.name, t.suite.version, t.decoding.key(), ident)
+                    t.cached = store.load(t.key)
                 todo = sum(len(t.missing()) for t in tasks)
             if todo:
                 if engine is None:
@@ -143,7 +141,7 @@ def evaluate(
                 if engine.ident != ident:
                     raise RuntimeError(f"engine reports {engine.ident}, planned {ident}: cache key would lie")
                 _run(engine, tasks, store, cfg.batch_size, todo, ckpt.id, console)
-            results[ckpt.id] = {t.suite.name: _result(t, store, ident) for t in tasks}
+            results[ckpt.id] = {t.suite.name: _result(t, store) for t in tasks}
             claim.close()
     finally:
         claim.close()
@@ -179,10 +177,7 @@ def _run(
         def land(batch: list[tuple[_Task, int, str]], outs: list[Completion]) -> None:
             nonlocal done_tokens
             store.append(
-                [
-                    _record(t, i, engine, o.text, o.finish_reason, o.n_tokens)
-                    for (t, i, _), o in zip(batch, outs, strict=True)
-                ]
+                [_record(t, i, o.text, o.finish_reason, o.n_tokens) for (t, i, _), o in zip(batch, outs, strict=True)]
             )
             done_tokens += sum(o.n_tokens for o in outs)
             rate = f"{done_tokens / max(time.perf_counter() - start, 1e-9):.0f} tok/s"
@@ -219,56 +214,55 @@ def _run(
             for (t, i, _), opts in zip(batch, options, strict=True):
                 mine, lps = lps[: len(opts)], lps[len(opts) :]
                 best = max(range(len(opts)), key=lambda j: mine[j])
-                records.append(_record(t, i, engine, opts[best], "stop", 0))
+                records.append(_record(t, i, opts[best], "stop", 0))
             store.append(records)
             bar.update(pid, advance=len(batch))
 
 
-def _record(t: _Task, i: int, engine: Engine, text: str, finish: str, n_tokens: int) -> Record:
+def _record(t: _Task, i: int, text: str, finish: str, n_tokens: int) -> Record:
     return Record(
-        fingerprint=t.fp,
-        suite=t.suite.name,
-        suite_version=t.suite.data_version,
+        fingerprint=t.key.fingerprint,
+        suite=t.key.suite,
+        data_version=t.key.data_version,
         item_id=t.items[i].id,
         prompt_hash=t.hashes[i],
-        decoding=t.decoding.key(),
-        engine=engine.ident,
+        decoding=t.key.decoding,
+        engine=t.key.engine,
         completion=text,
         finish_reason=finish,
         n_tokens=n_tokens,
     )
 
 
-def _scores(t: _Task, store: Store, ident: str, completions: list[str]) -> list[float]:
+def _scores(t: _Task, store: Store, completions: list[str]) -> list[float]:
     """The suite's scores of these completions, through the store's score cache (keyed by the scorer's
     version and each completion's hash): a cached comparison never imports a checker or runs a judge."""
-    key = (t.fp, t.suite.name, t.suite.data_version, t.decoding.key(), ident)
-    cache = store.load_scores(key, t.suite.scorer_version)
+    cache = store.load_scores(t.key, t.suite.scorer_version)
     hashes = [stable_hash(c) for c in completions]
     todo = [k for k, (it, h) in enumerate(zip(t.items, hashes, strict=True)) if cache.get(it.id, ("",))[0] != h]
     if todo:
         fresh = t.suite.score_many([t.items[k] for k in todo], [completions[k] for k in todo], store)
         cache |= {t.items[k].id: (hashes[k], float(v)) for k, v in zip(todo, fresh, strict=True)}
         with contextlib.suppress(StoreError):  # a read-only store still compares; it just rescores next time
-            store.save_scores(key, t.suite.scorer_version, cache)
+            store.save_scores(t.key, t.suite.scorer_version, cache)
     return [cache[it.id][1] for it in t.items]
 
 
-def _result(t: _Task, store: Store, ident: str) -> SuiteResult:
-    recs = store.load(t.fp, t.suite.name, t.suite.data_version, t.decoding.key(), ident) if t.missing() else t.cached
+def _result(t: _Task, store: Store) -> SuiteResult:
+    recs = store.load(t.key) if t.missing() else t.cached
     rows = [recs[it.id] for it in t.items]
     completions = [r.completion for r in rows]
     return SuiteResult(
         checkpoint=t.ckpt.id,
         fingerprint=t.fp,
         suite=t.suite.name,
-        suite_version=t.suite.data_version,
+        data_version=t.suite.data_version,
         scorer_version=t.suite.scorer_version,
         area=t.suite.area,
         decoding=t.decoding.key(),
-        engine=ident,
+        engine=t.key.engine,
         item_ids=tuple(it.id for it in t.items),
         prompt_hashes=tuple(r.prompt_hash for r in rows),
-        scores=tuple(_scores(t, store, ident, completions)),
+        scores=tuple(_scores(t, store, completions)),
         completions=tuple(completions),
     )

@@ -49,7 +49,25 @@ import typer
 import yaml
 from rich.console import Console
 
+from harness.commandline import (
+    RUNS_DIR,
+    BatchSizeOpt,
+    CachedOnlyOpt,
+    DtypeOpt,
+    EngineOpt,
+    EngineOptsOpt,
+    LimitOpt,
+    MaxNewTokensOpt,
+    NBootOpt,
+    RegistryOpt,
+    RunsDirOpt,
+    SuiteLimitOpt,
+    err_console,
+    eval_config,
+    fail_line,
+)
 from harness.errors import ForgetbenchError
+from harness.fmt import pp as _pp
 from harness.stats import underpowered
 from harness.types import Comparison
 
@@ -60,8 +78,6 @@ if TYPE_CHECKING:
 CONFIG_FILE = "forgetbench-gate.yaml"
 EXIT_PASS, EXIT_REGRESSION, EXIT_UNDECIDED = 0, 1, 2
 _CONFIG_KEYS = {"max_drop", "max_suite_drop", "per_suite", "alpha", "suites", "limit"}
-
-err_console = Console(stderr=True)
 
 
 class GateConfigError(ForgetbenchError):
@@ -286,13 +302,6 @@ def _xml(text: object) -> str:
     return _XML_BAD.sub("\ufffd", str(text))
 
 
-def _pp(x: float | None, ci: tuple[float, float] | None = None) -> str:
-    if x is None:
-        return "—"
-    # + 0.0 turns -0.0 into 0.0: a drop of "-0.0" reads like a gain
-    return f"{x + 0.0:+.1f}" + (f" [{ci[0] + 0.0:+.1f}, {ci[1] + 0.0:+.1f}]" if ci else "")
-
-
 def markdown(dec: GateDecision) -> str:
     """The summary for a PR comment or $GITHUB_STEP_SUMMARY."""
     title = {"pass": "✅ pass", "regression": "❌ regression", "undecided": "⛔ could not decide"}[dec.status]
@@ -380,22 +389,6 @@ def write_outputs(dec: GateDecision, out: Path, run: Run | None = None) -> None:
 
 
 # -- running it ---------------------------------------------------------------------------------------------
-
-
-def _errors() -> tuple[type[Exception], ...]:
-    from harness.checkpoints.registry import RegistryError
-    from harness.compare import ComparisonError
-    from harness.data import DataError
-    from harness.engines import EngineError
-    from harness.evaluate import MissingRecordsError
-    from harness.judges import JudgeError
-    from harness.pipeline import InputError
-    from harness.store import StoreError
-    from harness.suites import SuiteError
-
-    return (GateConfigError, InputError, RegistryError, SuiteError, DataError, JudgeError, EngineError,
-            ComparisonError, StoreError, MissingRecordsError, FileNotFoundError, NotImplementedError,
-            ValueError, ForgetbenchError)  # fmt: skip
 
 
 def run_gate(
@@ -493,16 +486,18 @@ def gate_cmd(
     alpha: Annotated[float | None, typer.Option(help="significance level for p / BH q (default 0.05)")] = None,
     suites: Annotated[str | None, typer.Option(help="comma-separated suites (default: config, else registry)")] = None,
     config: Annotated[Path | None, typer.Option(help=f"gate config YAML (default ./{CONFIG_FILE} if present)")] = None,
-    limit: Annotated[int | None, typer.Option(help="first N items of every suite")] = None,
-    engine: Annotated[str, typer.Option(help="fake | hf | vllm")] = "hf",
+    limit: LimitOpt = None,
+    suite_limit: SuiteLimitOpt = None,
+    engine: EngineOpt = "hf",
+    engine_opt: EngineOptsOpt = None,
     out: Annotated[Path | None, typer.Option(help="output dir (default reports/gate-<base>-<candidate>)")] = None,
-    registry: Annotated[Path, typer.Option(help="checkpoints.yaml to resolve ids from")] = Path("checkpoints.yaml"),
-    runs_dir: Annotated[Path, typer.Option(help="record store")] = Path("reports/runs"),
-    batch_size: Annotated[int, typer.Option(help="prompts per engine call")] = 32,
-    max_new_tokens: Annotated[int | None, typer.Option(help="override suites' generation length")] = None,
-    dtype: Annotated[str | None, typer.Option(help="model dtype (default float32)")] = None,
-    n_boot: Annotated[int, typer.Option(help="bootstrap resamples for CIs")] = 1000,
-    cached_only: Annotated[bool, typer.Option(help="never load a model: missing records = exit 2")] = False,
+    registry: RegistryOpt = Path("checkpoints.yaml"),
+    runs_dir: RunsDirOpt = RUNS_DIR,
+    batch_size: BatchSizeOpt = 32,
+    max_new_tokens: MaxNewTokensOpt = None,
+    dtype: DtypeOpt = None,
+    n_boot: NBootOpt = 1000,
+    cached_only: CachedOnlyOpt = False,
     from_logs: Annotated[
         bool, typer.Option("--from-logs", help="--base/--candidate are lm-eval/Inspect sample logs: NAME=PATH")
     ] = False,
@@ -516,18 +511,15 @@ def gate_cmd(
             config = Path(CONFIG_FILE)
         flags = {"max_drop": max_drop, "max_suite_drop": max_suite_drop, "alpha": alpha, "limit": limit}
         cfg = load_config(config, flags | {"suites": suites})
-        from harness.evaluate import EvalConfig
-
-        ev = EvalConfig(engine=engine, limit=cfg.limit, runs_dir=runs_dir, batch_size=batch_size,
-                        max_new_tokens=max_new_tokens, dtype=dtype)  # fmt: skip
+        ev = eval_config(engine, cfg.limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
         if from_logs:
             dec = run_gate_logs(base, candidate, cfg, registry, out, n_boot, trained_on)
         else:
             dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
     except Exception as e:  # fail closed: whatever went wrong, the answer is "could not decide", never a pass
-        known = isinstance(e, _errors())
+        known = isinstance(e, (ForgetbenchError, FileNotFoundError, NotImplementedError, ValueError))
         msg = str(e).splitlines()[0] if known and str(e) else f"internal error: {type(e).__name__}: {e}"
-        err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
+        fail_line(msg)
         dec = GateDecision(base=base, candidate=candidate, exit_code=EXIT_UNDECIDED, error=msg, config=cfg)
         try:
             write_outputs(dec, out)

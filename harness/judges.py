@@ -44,7 +44,7 @@ from typing import Any
 from harness.data import PackageFile, fetch
 from harness.errors import ForgetbenchError
 from harness.suites import Option, Suite, SuiteError
-from harness.types import Decoding, Item, Record, stable_hash
+from harness.types import Decoding, Item, Record, RecordKey, stable_hash
 
 REFUSAL_RULES = "refusal-v1"
 WILDGUARD_ENV = "FORGETBENCH_WILDGUARD"  # a local copy of allenai/wildguard (where the weights are)
@@ -324,7 +324,7 @@ class WildGuardJudge(Judge):
             return self.judge(prompts, responses)
         fp, name, dec = self.fingerprint(), f"{suite}.wildguard", self.decoding.key()
         engine_ident = self._planned_ident()
-        cached = store.load(fp, name, "wildguard-v1", dec, engine_ident)
+        cached = store.load(RecordKey(fp, name, "wildguard-v1", dec, engine_ident))
         todo = list(dict.fromkeys(k for k in keys if k not in cached))
         by_key = dict(zip(keys, inputs, strict=True))
         for i in range(0, len(todo), self.batch_size):

@@ -24,7 +24,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from markupsafe import Markup
 
 from harness.compare import pareto_dominators
 from harness.errors import ForgetbenchError
+from harness.fmt import pp as _pp
 from harness.report import error_bars
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison, Delta, ForgottenItem, stable_hash
 
@@ -123,7 +124,7 @@ def find_runs(root: Path) -> list[Path]:
 def protocol_of(data: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """What must match for two numbers to be ranked together: suites@version, decoding, item set (limit)."""
     meta = data.get("meta", {})
-    versions, decoding = meta.get("suite_versions", {}), meta.get("decoding", {})
+    versions, decoding = meta.get("data_versions") or meta.get("suite_versions", {}), meta.get("decoding", {})
     suites = sorted(data.get("suites", []))
     info = {
         "suites": [f"{s}@{versions.get(s, '?')}" for s in suites],
@@ -285,14 +286,6 @@ def _rank(g: Group) -> None:
 
 
 # -- rendering ----------------------------------------------------------------------------------------------
-
-
-def _pp(x: float | None, ci: Sequence[float] | None = None, signed: bool = True) -> str:
-    if x is None:
-        return "—"
-    x += 0.0  # -0.0 -> 0.0
-    s = f"{x:+.1f}" if signed else f"{x:.1f}"
-    return s + (f" [{ci[0] + 0.0:+.1f}, {ci[1] + 0.0:+.1f}]" if ci else "")
 
 
 def _items(info: Mapping[str, Any]) -> str:

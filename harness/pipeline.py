@@ -199,7 +199,7 @@ def build(
     config = {
         "checkpoints": list(specs),
         "suites": [s.spec for s in suites],  # with options: `report` re-resolves exactly these
-        "suite_versions": {s.name: {"data": s.data_version, "scorer": s.scorer_version} for s in suites},
+        "versions": {s.name: {"data": s.data_version, "scorer": s.scorer_version} for s in suites},
         "registry": str(registry.source or ""),
         "eval": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
         "n_boot": n_boot,

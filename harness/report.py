@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
+from harness.fmt import pp as _ci
 from harness.types import SCHEMA_VERSION, CheckpointSummary, Comparison
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -251,10 +252,9 @@ def error_bars(values: list[float | None], cis: list[tuple[float, float] | None]
 # -- tables -----------------------------------------------------------------------------------------------
 
 
-def _ci(x: float | None, ci: tuple[float, float] | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+def _data_versions(meta: Mapping[str, Any]) -> dict[str, str]:
+    """suite -> data version from a comparison's meta (outputs before the one-name rename say "suite_versions")."""
+    return dict(meta.get("data_versions") or meta.get("suite_versions") or {})
 
 
 def summary_rows(comp: Comparison) -> list[dict[str, Any]]:
@@ -322,7 +322,7 @@ def suite_rows(comp: Comparison, areas: Mapping[str, str]) -> list[dict[str, Any
                 "noise_detail": "" if nf is None else f"{nf.flips} flips; {nf.change}",
                 "suite": suite,
                 "area": areas.get(suite, ""),
-                "version": comp.meta.get("suite_versions", {}).get(suite, ""),
+                "version": _data_versions(comp.meta).get(suite, ""),
                 "base": "—" if base is None else f"{base:.1f}",
                 "cells": cells,
             }
@@ -415,10 +415,10 @@ def results_frame(comp: Comparison) -> pa.Table:
                     "drop": s.drop,
                 }
             )
-    versions = comp.meta.get("suite_versions", {})
+    versions = _data_versions(comp.meta)
     columns = list(dict.fromkeys(k for r in rows for k in r))
     table = {c: [r.get(c) for r in rows] for c in columns}
-    table["suite_version"] = [versions.get(r["suite"]) for r in rows]
+    table["data_version"] = [versions.get(r["suite"]) for r in rows]
     table["schema"] = [SCHEMA_VERSION] * len(rows)
     return pa.table(table)
 

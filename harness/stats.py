@@ -395,7 +395,7 @@ def matched_gain(
 def noise_floor(first: SuiteResult, second: SuiteResult, idx: np.ndarray, change: str) -> tuple[NoiseFloor, np.ndarray]:
     """Second run - first run of the same checkpoint, paired on the suite's bootstrap indices; and the
     bootstrap means (points), for a band over several suites."""
-    if first.suite_version != second.suite_version or list(first.prompt_hashes) != list(second.prompt_hashes):
+    if first.data_version != second.data_version or list(first.prompt_hashes) != list(second.prompt_hashes):
         raise ValueError(f"suite {first.suite}: the noise-floor run measured different items or prompts")
     pos = {i: k for k, i in enumerate(second.item_ids)}
     a = np.asarray(first.scores, float)

@@ -36,13 +36,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from harness.errors import ForgetbenchError
-from harness.types import SCHEMA_VERSION, Record
+from harness.types import SCHEMA_VERSION, Record, RecordKey
 
 _SCHEMA = pa.schema(
     [
         ("fingerprint", pa.string()),
         ("suite", pa.string()),
-        ("suite_version", pa.string()),
+        ("data_version", pa.string()),
         ("item_id", pa.string()),
         ("prompt_hash", pa.string()),
         ("decoding", pa.string()),
@@ -57,7 +57,8 @@ _NAMES = [f.name for f in fields(Record)]
 # Object stores commit a put atomically and have no rename: a part there is written in one put. Every
 # other fsspec filesystem (file://, sftp, hdfs...) gets temp name + mv, which is atomic where a rename is.
 _ONE_PUT = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "oci", "memory"}
-Key = tuple[str, str, str, str, str]  # (fingerprint, suite, suite version, decoding key, engine ident)
+# Parts written before the data version had one name carry it as "suite_version": read, never written.
+_RENAMED = {"suite_version": "data_version"}
 
 
 class StoreError(ForgetbenchError):
@@ -68,8 +69,9 @@ def _safe(part: str) -> str:
     return part.replace("/", "_").replace(os.sep, "_")
 
 
-def _check_columns(table: pa.Table, part: object) -> None:
+def _check_columns(table: pa.Table, part: object) -> pa.Table:
     """Every column the Record needs, of the right kind, without nulls: else the file is named, not a KeyError."""
+    table = table.rename_columns([_RENAMED.get(n, n) for n in table.column_names])
     for f in _SCHEMA:
         found = table.schema.get_all_field_indices(f.name)
         if len(found) != 1:
@@ -80,6 +82,7 @@ def _check_columns(table: pa.Table, part: object) -> None:
             raise StoreError(f"{part}: column {f.name!r} is {kind}, expected {f.type}")
         if table.column(found[0]).null_count:
             raise StoreError(f"{part}: column {f.name!r} has {table.column(found[0]).null_count} empty value(s)")
+    return table
 
 
 def is_url(root: Path | str) -> bool:
@@ -113,11 +116,11 @@ class Store:
     def _join(self, *parts: str) -> Path | str:
         return self.root.joinpath(*parts) if isinstance(self.root, Path) else "/".join([self.root, *parts])
 
-    def _rel(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> tuple[str, str, str]:
-        return fingerprint, f"{_safe(suite)}@{_safe(version)}", f"{decoding}__{_safe(engine)}"
+    def _rel(self, key: RecordKey) -> tuple[str, str, str]:
+        return key.fingerprint, f"{_safe(key.suite)}@{_safe(key.data_version)}", f"{key.decoding}__{_safe(key.engine)}"
 
-    def key_dir(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> Path | str:
-        return self._join("records", *self._rel(fingerprint, suite, version, decoding, engine))
+    def key_dir(self, key: RecordKey) -> Path | str:
+        return self._join("records", *self._rel(key))
 
     def _name(self, path: Path | str) -> str:
         """A path as the user wrote the store: with its protocol (memory://, s3://) for messages."""
@@ -159,10 +162,10 @@ class Store:
             raise StoreError(f"{self._name(path)}: cannot write to the record store ({e})") from None
 
     # -- records --------------------------------------------------------------------------------------
-    def load(self, fingerprint: str, suite: str, version: str, decoding: str, engine: str) -> dict[str, Record]:
-        """Records by item id (newest wins)."""
+    def load(self, key: RecordKey) -> dict[str, Record]:
+        """The group's records by item id (newest wins)."""
         out: dict[str, Record] = {}
-        for part in self._list(self.key_dir(fingerprint, suite, version, decoding, engine), "part-*.parquet"):
+        for part in self._list(self.key_dir(key), "part-*.parquet"):
             try:
                 data = self._read(part)
                 if data is None:  # removed between list and read (a user cleaning up): nothing to merge
@@ -170,7 +173,7 @@ class Store:
                 table = pq.read_table(pa.BufferReader(data))
             except (OSError, pa.ArrowInvalid) as e:
                 raise StoreError(f"{self._name(part)}: unreadable record file ({str(e).splitlines()[0]})") from None
-            _check_columns(table, self._name(part))
+            table = _check_columns(table, self._name(part))
             for row in table.to_pylist():
                 if row["schema"] != SCHEMA_VERSION:
                     raise StoreError(
@@ -183,9 +186,9 @@ class Store:
         """Write one part file per (fingerprint, suite, decoding, engine) group, atomically."""
         if not records:
             return None
-        groups: dict[tuple[str, ...], list[Record]] = {}
+        groups: dict[RecordKey, list[Record]] = {}
         for r in records:
-            groups.setdefault((r.fingerprint, r.suite, r.suite_version, r.decoding, r.engine), []).append(r)
+            groups.setdefault(RecordKey.of_record(r), []).append(r)
         last = None
         for key, recs in groups.items():
             self._seq += 1
@@ -193,18 +196,18 @@ class Store:
             name = f"part-{time.time_ns()}-{os.getpid()}-{self._seq:05d}-{uuid.uuid4().hex[:6]}.parquet"
             sink = pa.BufferOutputStream()
             pq.write_table(pa.Table.from_pylist([asdict(r) for r in recs], schema=_SCHEMA), sink)
-            d = self.key_dir(*key)
+            d = self.key_dir(key)
             last = d / name if isinstance(d, Path) else f"{d}/{name}"
             self._write(last, sink.getvalue().to_pybytes())
         return last
 
     # -- scores: a cache beside the records, keyed by the scorer's version ------------------------------
-    def _scores_path(self, key: Key, scorer_version: str) -> Path | str:
-        d = self.key_dir(*key)
+    def _scores_path(self, key: RecordKey, scorer_version: str) -> Path | str:
+        d = self.key_dir(key)
         name = f"scores@{_safe(scorer_version)}.json"
         return d / name if isinstance(d, Path) else f"{d}/{name}"
 
-    def load_scores(self, key: Key, scorer_version: str) -> dict[str, tuple[str, float]]:
+    def load_scores(self, key: RecordKey, scorer_version: str) -> dict[str, tuple[str, float]]:
         """item id -> (hash of the completion scored, score) under this scorer version; {} if none or unreadable
         (a cache: whatever is missing or garbled is scored again, never trusted)."""
         data = self._read(self._scores_path(key, scorer_version))
@@ -214,20 +217,20 @@ class Store:
         except (ValueError, TypeError, IndexError, AttributeError):
             return {}
 
-    def save_scores(self, key: Key, scorer_version: str, scores: dict[str, tuple[str, float]]) -> None:
+    def save_scores(self, key: RecordKey, scorer_version: str, scores: dict[str, tuple[str, float]]) -> None:
         """Rewrite the score cache whole (atomic; a concurrent writer's entries may be lost: they are rescored)."""
         body = json.dumps({k: [h, v] for k, (h, v) in sorted(scores.items())}, separators=(",", ":"))
         self._write(self._scores_path(key, scorer_version), body.encode())
 
     # -- claims: one evaluator per group at a time ------------------------------------------------------
     @contextlib.contextmanager
-    def claim(self, keys: Iterable[Key], on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    def claim(self, keys: Iterable[RecordKey], on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold every group in `keys` until the block ends; re-read the store inside it.
 
         Waits while another process holds one of them (on_wait gets one line saying who). A holder that
         dies releases its claims: at once on a local path, after stale_s without a heartbeat on a URL.
         """
-        rels = sorted({self._rel(*k) for k in keys})
+        rels = sorted({self._rel(k) for k in keys})
         if self._fs is not None:
             with self._claims.hold(["/".join([str(self.root), "claims", *r]) for r in rels], on_wait):
                 yield

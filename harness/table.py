@@ -11,14 +11,8 @@ from collections.abc import Mapping
 from rich.console import Console
 from rich.table import Table
 
+from harness.fmt import pp as _pp
 from harness.types import Comparison, SuitePower, SuiteResult
-
-
-def _pp(x: float | None, ci: tuple[float, float] | None = None, signed: bool = True) -> str:
-    if x is None:
-        return "—"
-    s = f"{x:+.1f}" if signed else f"{x:.1f}"
-    return f"{s} [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else s
 
 
 def print_scores(console: Console, results: Mapping[str, Mapping[str, SuiteResult]]) -> None:

@@ -108,7 +108,7 @@ class Record:
 
     fingerprint: str  # content hash of the checkpoint's weights
     suite: str
-    suite_version: str
+    data_version: str  # the suite's data version (what the model was shown)
     item_id: str
     prompt_hash: str
     decoding: str  # Decoding.key()
@@ -120,13 +120,43 @@ class Record:
 
 
 @dataclass(frozen=True)
+class RecordKey:
+    """The one key of the record store: which group of stored completions answers a request.
+
+    A group is (weights fingerprint, suite, data version, decoding, engine); within it each record also carries
+    its item's prompt hash, and a record is reused only when that hash equals the prompt the run would send
+    (`reuses`). Built in one place (`RecordKey.of`) from the suite's *data version*: the scorer version is never
+    part of it (a scorer change rescores stored completions, it never regenerates).
+    """
+
+    fingerprint: str
+    suite: str
+    data_version: str
+    decoding: str  # Decoding.key()
+    engine: str  # Engine.ident
+
+    @classmethod
+    def of(cls, fingerprint: str, suite: Any, decoding: Decoding, engine: str) -> RecordKey:
+        """The key of `suite` (a harness.suites.Suite: its name and data_version) under this decoding/engine."""
+        return cls(fingerprint, suite.name, suite.data_version, decoding.key(), engine)
+
+    @classmethod
+    def of_record(cls, r: Record) -> RecordKey:
+        return cls(r.fingerprint, r.suite, r.data_version, r.decoding, r.engine)
+
+    def reuses(self, record: Record | None, prompt_hash: str) -> bool:
+        """May `record` stand for an item whose prompt hashes to `prompt_hash` under this key?"""
+        return record is not None and record.prompt_hash == prompt_hash and RecordKey.of_record(record) == self
+
+
+@dataclass(frozen=True)
 class SuiteResult:
     """Per-item scores of one checkpoint on one suite, with what is needed to check comparability."""
 
     checkpoint: str  # registry id
     fingerprint: str
     suite: str
-    suite_version: str  # the data version (what the model was shown; keys the records)
+    data_version: str  # what the model was shown; part of the RecordKey
     area: str
     decoding: str
     engine: str

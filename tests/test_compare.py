@@ -101,7 +101,7 @@ def test_paired_p_values() -> None:
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        ({"version": "2"}, "suite version differs"),
+        ({"version": "2"}, "data version differs"),
         ({"decoding": "other"}, "decoding differs"),
         ({"ids": ["A-0", "A-9"]}, "item set differs"),
         ({"hashes": ["h", "hA-1"]}, "prompt hash differs"),

@@ -61,4 +61,4 @@ def test_hub_paths_are_declared_by_the_hub_extra() -> None:
     assert "hub" in have["datasets"] and "hub" in have["huggingface-hub"]
     imports = third_party_imports()
     assert "suites/wildjailbreak.py" in imports["datasets"]  # the suites' shared hub loader
-    assert "harness/hub.py" in imports["huggingface_hub"]
+    assert "harness/checkpoints/hub.py" in imports["huggingface_hub"]

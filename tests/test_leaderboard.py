@@ -40,7 +40,7 @@ def _res(ckpt: str, suite: str, right: int, n: int = 30, wrong: str = "no") -> S
         checkpoint=ckpt,
         fingerprint=f"fp-{ckpt}",
         suite=suite,
-        suite_version="1",
+        data_version="1",
         area="math" if suite == "arithmetic" else "reasoning",
         decoding="greedy",
         engine="fake@1",

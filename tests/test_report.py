@@ -25,7 +25,7 @@ def _result(ckpt: str, suite: str, scores: list[float], completions: list[str]) 
         checkpoint=ckpt,
         fingerprint=f"fp-{ckpt}",
         suite=suite,
-        suite_version="1",
+        data_version="1",
         area="math" if suite == "arithmetic" else "reasoning",
         decoding="greedy",
         engine="fake@1",

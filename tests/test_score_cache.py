@@ -11,6 +11,7 @@ from harness.checkpoints.registry import Registry
 from harness.evaluate import EvalConfig, evaluate
 from harness.store import Store, StoreError
 from harness.suites import get_suite
+from harness.types import RecordKey
 from tests.fakes import write_fake
 
 
@@ -62,8 +63,8 @@ def test_a_new_completion_for_an_item_is_rescored(tmp_path: Path) -> None:
     res = evaluate(reg, [ckpt], [suite], cfg)[ckpt.id]["arithmetic"]
     store = Store(cfg.runs_dir)
     (fp,) = store.fingerprints()
-    key = (fp, "arithmetic", suite.data_version, res.decoding, res.engine)
-    recs = store.load(*key)
+    key = RecordKey(fp, "arithmetic", suite.data_version, res.decoding, res.engine)
+    recs = store.load(key)
     wrong = next(i for i, s in zip(res.item_ids, res.scores, strict=True) if s == 0.0)
     item = next(it for it in suite.load() if it.id == wrong)
     store.append([recs[wrong].__class__(**{**recs[wrong].__dict__, "completion": suite.reference(item)})])

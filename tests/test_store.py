@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,10 +16,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.store import Store, StoreError
-from harness.types import Record
+from harness.types import Record, RecordKey
 from tests.fakes import write_fake
 
-KEY = ("fp1", "arithmetic", "1", "dec", "fake@1")
+KEY = RecordKey("fp1", "arithmetic", "1", "dec", "fake@1")
 
 
 def _rec(i: int, completion: str = "x") -> Record:
@@ -57,10 +58,10 @@ def test_a_readable_part_with_bad_columns_is_a_store_error_naming_the_file(
 ) -> None:
     store = Store(tmp_path)
     store.append([_rec(1)])  # a good part beside the bad one
-    part = Path(store.key_dir(*KEY)) / "part-9999999999999999999-1-00001.parquet"
+    part = Path(store.key_dir(KEY)) / "part-9999999999999999999-1-00001.parquet"
     pq.write_table(corrupt(pa.Table.from_pylist([_good_row()])), part)
     with pytest.raises(StoreError) as e:
-        store.load(*KEY)
+        store.load(KEY)
     assert str(part) in str(e.value) and message in str(e.value) and "\n" not in str(e.value)
 
 
@@ -93,10 +94,10 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
 
 def test_a_url_store_behaves_like_a_path(root: str | Path) -> None:
     store = Store(root, settle_s=0.01)
-    assert store.load(*KEY) == {} and store.fingerprints() == []
+    assert store.load(KEY) == {} and store.fingerprints() == []
     store.append([_rec(i) for i in range(3)])
     store.append([_rec(1, "newer")])
-    got = Store(root).load(*KEY)  # a second client sees what the first committed
+    got = Store(root).load(KEY)  # a second client sees what the first committed
     assert sorted(got) == ["i0", "i1", "i2"] and got["i1"].completion == "newer"
     store.note_checkpoint("fp1", {"id": "base"})
     assert Store(root).checkpoint_info("fp1") == {"id": "base"} and Store(root).fingerprints() == ["fp1"]
@@ -111,7 +112,7 @@ def test_an_unknown_url_scheme_is_a_store_error() -> None:
 
 def test_claims_exclude_each_other(root: str | Path) -> None:
     """Four threads (four Store clients) claim overlapping groups: never two inside at once, all get in."""
-    keys = [KEY, (*KEY[:3], "dec2", KEY[4])]
+    keys = [KEY, replace(KEY, decoding="dec2")]
     inside, peak, done = [0], [0], []
     lock = threading.Lock()
 

@@ -140,7 +140,7 @@ def test_a_scorer_switch_rescores_stored_completions_with_zero_engine_calls(
     assert paper < lenient  # the same stored \times completions, scored 0 by the paper's checker, 1 leniently
     config = json.loads((ws / "lenient" / "config.json").read_text())
     assert config["suites"] == ["arithmetic", "countdown:lenient"]
-    assert config["suite_versions"]["countdown"] == {"data": "1", "scorer": "2+lenient"}
+    assert config["versions"]["countdown"] == {"data": "1", "scorer": "2+lenient"}
     assert runner.invoke(app, ["report", "lenient"]).exit_code == 0  # re-resolves the recorded options
 
 
@@ -152,7 +152,7 @@ def test_a_scorer_upgrade_never_regenerates(ws: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(Countdown, "scorer", "3")  # as after a checker release
     res = _compare("after", "--suites", "arithmetic,countdown", "--cached-only")
     assert res.exit_code == 0, res.output
-    assert json.loads((ws / "after" / "config.json").read_text())["suite_versions"]["countdown"]["scorer"] == "3"
+    assert json.loads((ws / "after" / "config.json").read_text())["versions"]["countdown"]["scorer"] == "3"
 
 
 def test_options_work_in_the_registry_default_suites(ws: Path) -> None:

@@ -15,7 +15,7 @@ Schema (every field but id/path optional):
                                          # with logs, path may be left out and trained_on names log suites
 
 Every entry and file is validated when the registry is read (hub ids: when named), before any model loads:
-duplicate YAML keys, unknown suites in trained_on, broken checkpoint files (harness/layouts.py) are
+duplicate YAML keys, unknown suites in trained_on, broken checkpoint files (harness/checkpoints/layouts.py) are
 one-line errors. `with_lineage` applies `compare --trained-on/--method` to candidates given as paths.
         hparams: {lr: 1.0e-4, epochs: 2, seed: 0, step: 100}
         chat_template: native            # native = the checkpoint's own template

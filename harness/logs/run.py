@@ -62,7 +62,7 @@ def compare_logs(
         },
         "checkpoints": list(specs),
         "suites": list(base_results),
-        "suite_versions": {s: {"data": r.suite_version, "scorer": r.scorer_version} for s, r in base_results.items()},
+        "versions": {s: {"data": r.data_version, "scorer": r.scorer_version} for s, r in base_results.items()},
         "tools": {s: r.engine for s, r in base_results.items()},
         "logs": logged.sources,
         "registry": str(getattr(reg, "source", "") or ""),

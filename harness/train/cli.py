@@ -1,7 +1,10 @@
 """`forgetbench train METHOD --suite SUITE --base CKPT ...`: the reference trainer's command line.
 
-`register(app)` adds the command to the main CLI; `python -m harness.train.cli METHOD ...` runs it alone.
-Options left out take the method's default (harness/train/config.py, from the paper's recipes).
+The options are generated from the config dataclasses (harness/train/config.py): every field of any method's
+config is an option named after it (`--max-steps` for max_steps), its help is the field's comment, and a field
+added to a config is an option with no edit here. Options left out take the method's default; an option that
+does not apply to the method is a one-line error (make_config). `register(app)` adds the command to the main CLI;
+`python -m harness.train.cli METHOD ...` runs it alone.
 
     python -m harness.train.cli sft --suite countdown --base smollm2-135m --train-limit 32 --batch-size 8 \\
         --max-steps 2 --no-register
@@ -9,18 +12,37 @@ Options left out take the method's default (harness/train/config.py, from the pa
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+import inspect
+import re
+import typing
+from dataclasses import fields
+from functools import cache
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-err_console = Console(stderr=True)
+from harness.commandline import App, Command, UsageError, err_console
+from harness.train.config import CONFIGS, TrainConfig
+
+# Fields set by the method itself, never by a flag: the method's advantage estimator and AdamW's constants.
+_FIXED = {"advantage", "adam_betas"}
+# Fields whose flag reads differently from the field: `--no-register` prints the entries instead.
+_RENAMED = {"register": "--register/--no-register"}
 
 
-def _fail(msg: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {msg}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+@cache
+def _field_help() -> dict[str, str]:
+    """Each config field's trailing comment (the documentation the dataclasses already carry)."""
+    out: dict[str, str] = {}
+    for cls in CONFIGS.values():
+        for klass in cls.__mro__:
+            if not (isinstance(klass, type) and issubclass(klass, TrainConfig)):
+                continue
+            for line in inspect.getsource(klass).splitlines():
+                m = re.match(r"\s+(\w+): [^=]+= .*?#\s*(.+)$", line) or re.match(r"\s+(\w+): [^#=]+#\s*(.+)$", line)
+                if m:
+                    out.setdefault(m.group(1), m.group(2).strip())
+    return out
 
 
 def _steps(text: str | None) -> tuple[int, ...] | None:
@@ -29,86 +51,88 @@ def _steps(text: str | None) -> tuple[int, ...] | None:
     try:
         return tuple(sorted({int(x) for x in text.split(",") if x.strip()}))
     except ValueError:
-        raise _fail(f"--save-steps: expected comma-separated integers, got {text!r}") from None
+        raise UsageError(f"--save-steps: expected comma-separated integers, got {text!r}") from None
 
 
-def train_cmd(
-    method: Annotated[str, typer.Argument(help="sft | self-sft | iter-sft | grpo | reinforce | grpo-nokl")],
-    suite: Annotated[str, typer.Option("--suite", help="suite to train on (its train split; its score is the reward)")],
-    base: Annotated[str, typer.Option("--base", help="initial checkpoint: registry id or path")],
-    name: Annotated[str | None, typer.Option(help="registry id of the final checkpoint")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="output folder (default reports/train/NAME)")] = None,
-    registry: Annotated[Path, typer.Option("--registry", help="resolves --base; gets the entries")] = Path(
-        "checkpoints.yaml"
-    ),
-    no_register: Annotated[bool, typer.Option("--no-register", help="print the entries instead")] = False,
-    seed: Annotated[int | None, typer.Option(help="random seed (default 0)")] = None,
-    lr: Annotated[float | None, typer.Option(help="peak learning rate (sft 1e-4, rl 5e-6)")] = None,
-    schedule: Annotated[str | None, typer.Option(help="cosine | constant")] = None,
-    warmup_ratio: Annotated[float | None, typer.Option(help="warmup fraction (cosine)")] = None,
-    epochs: Annotated[int | None, typer.Option(help="passes over the data (iter-sft: rounds); default 2")] = None,
-    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="sequences per step (rl: prompts per step)")] = None,
-    micro_batch_size: Annotated[int | None, typer.Option(help="sequences per forward/backward")] = None,
-    train_limit: Annotated[int | None, typer.Option(help="first N items of the train split")] = None,
-    max_seq_len: Annotated[int | None, typer.Option(help="drop longer SFT examples")] = None,
-    lora_r: Annotated[int | None, typer.Option(help="LoRA rank (0 = full fine-tuning); merged before saving")] = None,
-    lora_alpha: Annotated[int | None, typer.Option(help="LoRA alpha (default 2 * rank)")] = None,
-    gradient_checkpointing: Annotated[bool, typer.Option(help="recompute activations to save memory")] = False,
-    mixed_precision: Annotated[str | None, typer.Option(help="no | bf16 | fp16 (GPU)")] = None,
-    engine: Annotated[str | None, typer.Option(help="rollout engine: hf | vllm")] = None,
-    rollout_batch_size: Annotated[int | None, typer.Option(help="prompts per hf generate call")] = None,
-    sync_tol: Annotated[float | None, typer.Option(help="max per-token log-prob gap engine vs policy")] = None,
-    save_steps: Annotated[str | None, typer.Option(help="also save at these steps, e.g. 50,100")] = None,
-    save_every: Annotated[int | None, typer.Option(help="also save every N steps")] = None,
-    save_hf: Annotated[bool, typer.Option(help="also write an HF directory per checkpoint")] = False,
-    k: Annotated[int | None, typer.Option("--k", help="self-sft/iter-sft: samples per prompt (5)")] = None,
-    teacher: Annotated[
-        str | None, typer.Option(help="sft: sample the data from this checkpoint, keep what the suite scores 1")
-    ] = None,
-    teacher_samples: Annotated[int | None, typer.Option(help="sft --teacher: responses per prompt (4)")] = None,
-    resample_every: Annotated[int | None, typer.Option(help="iter-sft: re-sample every N steps (0 = epoch)")] = None,
-    temperature: Annotated[float | None, typer.Option(help="sampling temperature (0.8)")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(help="rollout length (default: the suite's)")] = None,
-    group_size: Annotated[int | None, typer.Option(help="rl: samples per prompt (5)")] = None,
-    beta: Annotated[float | None, typer.Option(help="rl: k2 KL weight (grpo 0.05)")] = None,
-) -> None:
+def _option_type(hint: Any) -> Any:
+    """The flag's type: the field's scalar type, optional (None = "the method's default")."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if args else hint
+    if typing.get_origin(base) is tuple:  # save_steps: comma-separated integers on the command line
+        return str | None
+    return base | None
+
+
+def _parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per config field (the union over methods), in declaration order."""
+    helps = _field_help()
+    seen: dict[str, inspect.Parameter] = {}
+    for cls in CONFIGS.values():
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            if f.name in seen or f.name in _FIXED or f.name in ("suite", "base"):
+                continue
+            help_ = helps.get(f.name, "")  # defaults differ by method: `make_config` fills them in
+            names = [_RENAMED.get(f.name, "--" + f.name.replace("_", "-"))]
+            opt = typer.Option(*names, help=help_ or None)
+            seen[f.name] = inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[_option_type(hints[f.name]), opt],
+            )
+    return list(seen.values())
+
+
+def train_cmd(method: str, suite: str, base: str, **given: Any) -> None:
     """Train a checkpoint with SFT, Self-SFT, Iterative-SFT, GRPO, REINFORCE or GRPO without KL."""
-    given = {k_: v for k_, v in locals().items() if k_ not in ("method", "no_register", "save_steps")}
-    from harness.train.config import ConfigError, make_config
-
-    given |= {"register": False if no_register else None, "save_steps": _steps(save_steps)}
-    for flag in ("gradient_checkpointing", "save_hf"):  # a flag not given means "the method's default"
-        given[flag] = True if given[flag] else None
-    try:
-        cfg = make_config(method, **given)
-    except ConfigError as e:
-        raise _fail(str(e)) from None
-    except TypeError as e:
-        raise _fail(f"bad option: {e}") from None
-
-    from harness.checkpoints.registry import RegistryError
-    from harness.engines import EngineError
-    from harness.suites import SuiteError
-    from harness.train.rollout import SyncError
+    from harness.train.config import make_config
     from harness.train.run import train
-    from harness.train.sft import TrainError
 
-    try:
-        train(cfg, console=err_console)
-    except (ConfigError, SuiteError, RegistryError, EngineError, FileNotFoundError) as e:
-        raise _fail(str(e)) from None
-    except (TrainError, SyncError) as e:
-        raise _fail(str(e), 1) from None
+    given = {k: v for k, v in given.items() if v is not None}
+    if "save_steps" in given:
+        given["save_steps"] = _steps(given["save_steps"])
+    train(make_config(method, suite=suite, base=base, **given), console=err_console)
+
+
+def _command() -> Any:
+    """train_cmd with a signature typer reads: METHOD, --suite, --base, then one option per config field."""
+
+    def command(**kwargs: Any) -> None:
+        train_cmd(**kwargs)
+
+    head = [
+        inspect.Parameter(
+            "method",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[str, typer.Argument(help=f"{' | '.join(CONFIGS)}")],
+        ),
+        inspect.Parameter(
+            "suite",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[
+                str, typer.Option("--suite", help="suite to train on (its train split; its score is the reward)")
+            ],
+        ),
+        inspect.Parameter(
+            "base",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=Annotated[str, typer.Option("--base", help="initial checkpoint: registry id or path")],
+        ),
+    ]
+    command.__signature__ = inspect.Signature([*head, *_parameters()])  # type: ignore[attr-defined]
+    command.__doc__ = train_cmd.__doc__
+    command.__annotations__ = {}
+    return command
 
 
 def register(app: typer.Typer) -> None:
     """Add `train` to the main forgetbench app."""
-    app.command("train")(train_cmd)
+    app.command("train")(_command())
 
 
-app = typer.Typer(add_completion=False, help="The forgetbench reference trainer.")
-app.command()(train_cmd)
+app = App(help="The forgetbench reference trainer.")
+app.command(cls=Command)(_command())
 
 if __name__ == "__main__":
     app()

@@ -31,8 +31,8 @@ class TrainConfig:
     out: Path | None = None  # output folder (None = reports/train/<name>)
     registry: Path = Path("checkpoints.yaml")  # where entries are appended; also resolves --base
     register: bool = True  # False: print the entries instead of appending them
-    seed: int = 0
-    lr: float = 1e-4
+    seed: int = 0  # random seed (data order, sampling, LoRA init)
+    lr: float = 1e-4  # peak learning rate (sft 1e-4, rl 5e-6)
     schedule: str = "cosine"  # "cosine" (to 0, after linear warmup) or "constant"
     warmup_ratio: float = 0.03  # fraction of the steps spent warming up (cosine only)
     epochs: int = 2  # passes over the training data (iter-sft: sampling rounds)
@@ -41,9 +41,9 @@ class TrainConfig:
     micro_batch_size: int = 8  # sequences per forward/backward; gradients accumulate up to batch_size
     train_limit: int | None = None  # first N items of the suite's train split (None = all)
     max_seq_len: int = 4096  # SFT examples longer than this (prompt + response tokens) are dropped and counted
-    grad_clip: float = 1.0
+    grad_clip: float = 1.0  # max gradient norm
     adam_betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # AdamW weight decay
     lora_r: int = 0  # 0 = full fine-tuning; > 0 = LoRA of this rank on all linear layers, merged before saving
     lora_alpha: int | None = None  # LoRA scale numerator (None = 2 * lora_r)
     gradient_checkpointing: bool = False  # trade compute for memory on long sequences

@@ -30,6 +30,8 @@ from harness.types import Completion, Decoding, Item
 class SyncError(ForgetbenchError):
     """The rollout engine does not serve the policy's current weights."""
 
+    exit_code = 1  # the run itself failed (not the input): the trainer's own exit code
+
 
 @dataclass(frozen=True)
 class Rollout:

@@ -33,6 +33,8 @@ from harness.types import Decoding
 class TrainError(ForgetbenchError):
     """The run cannot go on (e.g. no correct samples to train on); one line."""
 
+    exit_code = 1  # the run itself failed (not the input): the trainer's own exit code
+
 
 def sample_correct(
     s: Session, step: int, seed: int, source: Sampler | None = None, k: int | None = None
