@@ -71,9 +71,16 @@ def compare(
     group: Annotated[str | None, typer.Option(help="replicate group of every candidate given as a path")] = None,
     noise_floor: Annotated[bool, typer.Option(help="score the base a second time (another batch size/seed)")] = True,
     kl: Annotated[bool, typer.Option(help="KL(base||ckpt) on target prompts (samples + log-probs; slow)")] = False,
+    from_logs: Annotated[
+        bool, typer.Option("--from-logs", help="checkpoints are lm-eval/Inspect sample logs: NAME=PATH (no model)")
+    ] = False,
 ) -> None:
     """Evaluate (what is not cached), compare with the base, print the table, write the report."""
 
+    if from_logs:  # lm-eval --log_samples / Inspect .eval logs instead of evaluating (harness/logs)
+        if limit is not None or suite_limit is not None:
+            raise UsageError("--limit/--suite-limit do not apply to --from-logs: the logs fix the items")
+        return _compare_logs(checkpoints, registry, out, trained_on, method, suites, n_boot)
     cfg = eval_config(engine, limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
     lineage = (trained_on, method, group)  # for candidates given as paths; recorded in config.json's lineage
     if ray_address and not cached_only:  # Ray tasks fill the store; the comparison below only reads it
@@ -122,6 +129,15 @@ def _compare_and_write(
     err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
 
 
+def _compare_logs(specs: list[str], registry: Path, out: Path | None, trained_on, method, suites, n_boot: int) -> None:
+    from harness.logs.run import compare_logs
+
+    t0 = time.perf_counter()
+    _, out = compare_logs(specs, registry, out, trained_on, method, suites, n_boot,
+                          finish=lambda run: print_comparison(out_console, run.comparison))  # fmt: skip
+    err_console.print(f"report: {out / 'report.html'}  ({time.perf_counter() - t0:.1f} s)", highlight=False)
+
+
 @app.command("eval")
 def eval_cmd(
     checkpoints: Annotated[list[str], typer.Argument(help="registry ids or paths")],
@@ -161,6 +177,11 @@ def report(
         raise UsageError(f"{cfg_path}: not found (is {compare_dir} a compare output directory?)")
     try:
         config = json.loads(cfg_path.read_text())
+        if "from_logs" in config:  # a comparison of lm-eval/Inspect logs: read them again (harness/logs)
+            from harness.logs.run import rerun
+
+            rerun(config, out or compare_dir, finish=lambda run: print_comparison(out_console, run.comparison))
+            return
         ev = config["eval"]
         cfg = EvalConfig(**ev)  # runs_dir stays a string: it may be a URL
         suites = ",".join(config["suites"])

@@ -32,6 +32,8 @@ Thresholds come from defaults < the config file (`--config`, else ./forgetbench-
 The run itself is harness/pipeline.py (shared with compare and report); this module decides and writes
 gate.md / junit.xml / gate.json, escaping every string it did not write. A base and candidate with the same
 weights fingerprint are refused (exit 2) before any model work.
+`--from-logs`: --base/--candidate are lm-eval or Inspect sample logs (harness/logs), decided by the same rule with
+no model; logs that measured differently, or the same model logged twice, are refused (exit 2).
 """
 
 from __future__ import annotations
@@ -459,6 +461,42 @@ def run_gate(
     return decision[0]
 
 
+def run_gate_logs(
+    base: str,
+    candidate: str,
+    cfg: GateConfig,
+    registry_path: Path,
+    out: Path,
+    n_boot: int = 1000,
+    trained_on: str | None = None,
+) -> GateDecision:
+    """The gate on lm-eval/Inspect sample logs (harness/logs): `base`/`candidate` are NAME=PATH, a path, or a
+    registry id with `logs:`. The same decision and files; Pareto peers are not looked up (no store)."""
+    from harness.logs.run import compare_logs
+
+    if base == candidate:
+        raise GateConfigError(f"--base and --candidate are the same logs ({base})")
+    if cfg.limit is not None:
+        raise GateConfigError("--limit does not apply to --from-logs: the logs fix the items")
+    decision: list[GateDecision] = []
+
+    def finish(run: Run) -> Callable[[Path], None]:
+        fps = run.comparison.meta["fingerprints"]  # of the logs' model and model args
+        if fps[run.checkpoints[0].id] == fps[run.checkpoints[1].id]:  # gating a model against itself always passes
+            raise GateConfigError(f"--base {base} and --candidate {candidate} logged the same model: nothing to gate")
+        unknown = sorted(set(cfg.per_suite) - set(run.comparison.suites))
+        if unknown:  # a misspelt override is an error, not a silently ungated suite
+            raise GateConfigError(f"per_suite: {', '.join(unknown)} not among the logs' suites")
+        decision.append(decide(run.comparison, cfg, (), []))
+        return _gate_files(decision[0])
+
+    suites_arg = ",".join(cfg.suites) if cfg.suites is not None else None
+    compare_logs([base, candidate], registry_path, out, trained_on, None, suites_arg, n_boot, n_perm_for(cfg.alpha),
+                 finish, {"gate": asdict(cfg)})  # fmt: skip
+    _step_summary(decision[0])
+    return decision[0]
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text.rsplit("/", 1)[-1])[:40] or "x"
 
@@ -483,6 +521,10 @@ def gate_cmd(
     dtype: DtypeOpt = None,
     n_boot: NBootOpt = 1000,
     cached_only: CachedOnlyOpt = False,
+    from_logs: Annotated[
+        bool, typer.Option("--from-logs", help="--base/--candidate are lm-eval/Inspect sample logs: NAME=PATH")
+    ] = False,
+    trained_on: Annotated[str | None, typer.Option(help="with --from-logs: the candidate's target suites")] = None,
 ) -> None:
     """CI gate: exit 0 pass, 1 significant forgetting beyond the threshold, 2 could not decide."""
     out = out or Path("reports") / f"gate-{_slug(base)}-{_slug(candidate)}"
@@ -493,7 +535,10 @@ def gate_cmd(
         flags = {"max_drop": max_drop, "max_suite_drop": max_suite_drop, "alpha": alpha, "limit": limit}
         cfg = load_config(config, flags | {"suites": suites})
         ev = eval_config(engine, cfg.limit, runs_dir, batch_size, max_new_tokens, dtype, engine_opt, suite_limit)
-        dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
+        if from_logs:
+            dec = run_gate_logs(base, candidate, cfg, registry, out, n_boot, trained_on)
+        else:
+            dec = run_gate(base, candidate, cfg, ev, registry, out, n_boot, cached_only)
     except Exception as e:  # fail closed: whatever went wrong, the answer is "could not decide", never a pass
         known = isinstance(e, (ForgetbenchError, FileNotFoundError, NotImplementedError, ValueError))
         msg = str(e).splitlines()[0] if known and str(e) else f"internal error: {type(e).__name__}: {e}"

@@ -42,6 +42,7 @@ __all__ = [
     "default_out",
     "resolve",
     "run",
+    "run_results",
     "write_run",
 ]
 
@@ -374,9 +375,48 @@ def run(
         probe_opts,
         probes_cached_only,
     )
+    return result, _finish_and_write(result, out, finish)
+
+
+def _finish_and_write(result: Run, out: Path, finish: Callable[[Run], Callable[[Path], None] | None] | None) -> Path:
     extra = finish(result) if finish is not None else None
     try:
         write_run(result, out, extra)
     except OSError as e:
         raise InputError(f"--out {out}: cannot write ({e.strerror or e}); the previous output is kept") from None
-    return result, out
+    return out
+
+
+def run_results(
+    registry: Registry | None,
+    ckpts: Sequence[Checkpoint],
+    results: dict[str, dict[str, SuiteResult]],
+    out: Path,
+    config: dict[str, Any],
+    prompts: dict[str, dict[str, tuple[str, str]]] | None = None,
+    n_boot: int = 1000,
+    n_perm: int = 4000,
+    finish: Callable[[Run], Callable[[Path], None] | None] | None = None,
+    repeats: dict[str, tuple[SuiteResult, SuiteResult, str]] | None = None,
+) -> tuple[Run, Path]:
+    """`run` for SuiteResults read elsewhere (harness/logs: lm-eval and Inspect sample logs): nothing is
+    resolved, evaluated or probed; compare with the base (ckpts[0]), `finish`, write every output as one unit.
+    `repeats[suite]` = two repeats of the base and what differs (Inspect epochs): the noise floor and its band."""
+    import numpy as np
+
+    from harness import stats
+    from harness.compare import boot_indices, compare
+
+    check_flags(n_boot=n_boot)
+    check_out(out)
+    trio = [(c.id, c.method, c.trained_on) for c in ckpts[1:]]
+    comp = compare(results, ckpts[0].id, trio, prompts, n_boot=n_boot, n_perm=n_perm)
+    if repeats:  # compare's own noise input pairs the base's result itself with a rerun; here both are repeats
+        floor = [
+            stats.noise_floor(a, b, boot_indices(s, len(a.scores), n_boot, 0), change)
+            for s, (a, b, change) in repeats.items()
+        ]
+        band = stats.percentile_ci(-np.mean([boot for _, boot in floor], axis=0))
+        comp = replace(comp, noise=tuple(f for f, _ in floor), meta=comp.meta | {"noise_band": band})
+    result = Run(registry, list(ckpts), [], results, comp, config)  # type: ignore[arg-type]  (None: logs need no registry)
+    return result, _finish_and_write(result, out, finish)

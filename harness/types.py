@@ -42,6 +42,7 @@ class Checkpoint:
     notes: str = ""
     group: str = ""  # replicate group (harness/groups.py); "" = derived from method, trained_on, hparams but seed
     data_score: dict[str, Any] | None = field(default=None, hash=False, compare=False)  # harness/datascore.py
+    logs: str | None = None  # lm-eval / Inspect sample logs standing in for evaluation (harness/logs)
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -56,6 +57,7 @@ class Checkpoint:
             "notes": self.notes,
             "group": self.group,
             "data_score": dict(self.data_score) if self.data_score else None,
+            "logs": self.logs,
         }
         return {k: v for k, v in d.items() if v not in (None, [], {}, "")}
 

@@ -7,6 +7,7 @@
     .venv/bin/python scripts/bench.py choices          # choice ranking (log-probs) of three choice suites
     .venv/bin/python scripts/bench.py track            # track K checkpoints on one engine vs K compares
     python scripts/bench.py gpu                        # GPU box (torch + transformers only): bf16 vs bandwidth floor
+    .venv/bin/python scripts/bench.py logs             # compare --from-logs of two 1,000-item lm-eval logs (< 3 s)
 
 Workloads (greedy, the embedded model, "useful" tokens = Completion.n_tokens, nothing after a row's end):
   short: 16 prompts from each default suite (64), at most 64 new tokens, 64 rows at once;
@@ -305,6 +306,47 @@ def bench_compare(a: argparse.Namespace) -> dict:
             "first_s": first, "cached_median_s": round(statistics.median(times), 2)}  # fmt: skip
 
 
+def bench_logs(a: argparse.Namespace) -> dict:
+    """`compare --from-logs` on two lm-eval logs of --items docs each (the real format, harness/logs/synth.py from
+    the committed fixture): median wall time of 3 runs, and whether the process imported torch (it must not)."""
+    import random
+
+    from harness.logs.synth import write_lmeval
+
+    work = Path(tempfile.mkdtemp(prefix="fb-bench-logs-"))
+    rng = random.Random(0)
+    base = [float(rng.random() < 0.6) for _ in range(a.items)]
+    cand = [1.0 - s if rng.random() < 0.05 else s for s in base]  # 5% of items flipped
+    write_lmeval(work / "base", base)
+    write_lmeval(work / "cand", cand, model="cand")
+    args = ["compare", "--from-logs", f"base={work / 'base'}", f"cand={work / 'cand'}", "--out", str(work / "out")]
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+
+    def run() -> float:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "harness.cli", *args], check=True, env=env, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        return time.perf_counter() - t
+
+    times = [run() for _ in range(3)]
+    seen = subprocess.run([sys.executable, "-c", TORCH_PROBE, *args], env=env, cwd=ROOT, capture_output=True, text=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return {"logs": f"compare --from-logs, 2 lm-eval logs x {a.items} items",
+            "median_s": round(statistics.median(times), 2),
+            "torch_imported": seen.stdout.strip().splitlines()[-1:] != ["torch not imported"]}  # fmt: skip
+
+
+TORCH_PROBE = """
+import sys
+from harness.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit as e:
+    assert not e.code, e.code
+print("torch imported" if "torch" in sys.modules else "torch not imported")
+"""
+
+
 def bench_gpu(a: argparse.Namespace) -> None:
     """Random-weight models on the GPU, bf16: tokens/s against batch x bandwidth / weight bytes."""
     import torch
@@ -454,12 +496,8 @@ def bench_rollout(a: argparse.Namespace) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "what",
-        nargs="?",
-        default="all",
-        choices=["all", "engines", "choices", "compare", "rollout", "gpu", "row", "track"],
-    )
+    modes = ["all", "engines", "choices", "compare", "rollout", "gpu", "row", "track", "logs"]
+    ap.add_argument("what", nargs="?", default="all", choices=modes)
     ap.add_argument("--model", default="smollm2-135m", help="registry id or path (engines)")
     ap.add_argument("--per-suite", type=int, default=16, help="prompts per suite in each workload")
     ap.add_argument("--quick", action="store_true", help="4 prompts per suite (a smoke run of the table)")
@@ -469,6 +507,7 @@ def main() -> None:
     ap.add_argument("--registry", default=None, help="compare: a registry whose checkpoints' records are stored")
     ap.add_argument("--runs-dir", default=None, help="compare: the store of those records")
     ap.add_argument("--checkpoints", nargs="*", default=None, help="compare: ids (default the demo's three)")
+    ap.add_argument("--items", type=int, default=1000, help="logs: items per synthetic lm-eval log")
     ap.add_argument("--device", default=None, help="gpu: torch device (default cuda)")
     ap.add_argument("--batches", type=int, nargs="*", default=[1, 32, 128], help="gpu: batch sizes")
     ap.add_argument("--shapes", nargs="*", default=["smollm2-135m", "llama-1b"], choices=sorted(SHAPES), help="gpu")
@@ -500,6 +539,8 @@ def main() -> None:
         print(json.dumps(bench_rollout(a)), flush=True)
     if a.what in ("all", "compare"):
         print(json.dumps(bench_compare(a)), flush=True)
+    if a.what in ("all", "logs"):
+        print(json.dumps(bench_logs(a)), flush=True)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ Schema (every field but id/path optional):
         base: null                       # parent id (lineage); required for bare state dicts / .safetensors;
                                          # an adapter without one uses its base_model_name_or_path
         trained_on: []                   # target suites (name or name:option); every other selected suite is non-target
+        logs: null                       # lm-eval/Inspect sample logs (dir or file) for `compare --from-logs`;
+                                         # with logs, path may be left out and trained_on names log suites
 
 Every entry and file is validated when the registry is read (hub ids: when named), before any model loads:
 duplicate YAML keys, unknown suites in trained_on, broken checkpoint files (harness/checkpoints/layouts.py) are
@@ -47,6 +49,7 @@ DEFAULT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _FIELDS = {"id", "path", "method", "base", "trained_on", "hparams", "chat_template", "system_prompt", "notes", "group"}
 _FIELDS |= {"data_score"}  # how off-policy the training data was for the base (harness/datascore.py)
+_FIELDS |= {"logs"}  # lm-eval / Inspect sample logs standing in for evaluation (harness/logs)
 
 
 def detect_format(path: str) -> str:
@@ -160,6 +163,8 @@ class Registry:
         if any(c.trained_on for c in ckpts):
             known = known_suites()
             for c in ckpts:
+                if c.format == "logs":  # names suites of its logs (lmeval:<task>): checked when the logs are read
+                    continue
                 check_trained_on(c.trained_on, f"{path}: checkpoint {c.id!r}: field 'trained_on'", known)
         return cls([_adapter_base(c) for c in ckpts], tuple(suites), path)
 
@@ -167,6 +172,8 @@ class Registry:
         """A registry id, or a path; a self-describing .pt contributes its own lineage metadata."""
         if spec in self.by_id:
             ckpt = self.by_id[spec]
+            if ckpt.format == "logs":  # no weights to evaluate: its numbers come from its logs
+                raise RegistryError(f"checkpoint {spec!r} has only logs ({ckpt.logs}): compare it with --from-logs")
             if ckpt.format == "hub":  # full model or adapter: known once the snapshot is there
                 ckpt = _adapter_base(replace(ckpt, format=detect_format(ckpt.path)))
             return ckpt
@@ -258,7 +265,14 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
     unknown = set(entry) - _FIELDS
     if unknown:
         raise RegistryError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    logs = entry.get("logs")
+    if logs is not None and (not isinstance(logs, str) or not logs):
+        raise RegistryError(f"{where}: field 'logs' must be a path to lm-eval or Inspect logs")
+    if logs is not None and not Path(logs).is_absolute():
+        logs = str(root / logs)
     raw = entry.get("path")
+    if logs is not None and raw is None:  # a checkpoint known only by its logs (harness/logs): nothing to load
+        return _logs_entry(entry, cid, logs, where)
     if not isinstance(raw, str) or not raw:
         raise RegistryError(f"{where}: field 'path' is required")
     hub_id = not raw.startswith("embedded:") and not (root / raw).exists() and is_hub_spec(raw)
@@ -318,7 +332,24 @@ def _parse_entry(entry: Any, i: int, path: Path, root: Path) -> Checkpoint:
         notes=str(entry.get("notes", "")),
         group=group,
         data_score=dict(data_score) if data_score else None,
+        logs=logs,
     )
+
+
+def _logs_entry(entry: dict[str, Any], cid: str, logs: str, where: str) -> Checkpoint:
+    """An entry with `logs:` and no `path:`; its trained_on names suites of the logs, checked when read."""
+    method = entry.get("method", "other")
+    if method not in METHODS:
+        raise RegistryError(f"{where}: field 'method' is {method!r}; expected one of {', '.join(METHODS)}")
+    trained_on = entry.get("trained_on") or []
+    trained_on = [trained_on] if isinstance(trained_on, str) else trained_on
+    if not isinstance(trained_on, list) or not all(isinstance(s, str) for s in trained_on):
+        raise RegistryError(f"{where}: field 'trained_on' must be a list of suite names")
+    base = entry.get("base")
+    if base is not None and not isinstance(base, str):
+        raise RegistryError(f"{where}: field 'base' must be a checkpoint id")
+    return Checkpoint(id=cid, path=logs, format="logs", method=method, base=base, trained_on=tuple(trained_on),
+                      notes=str(entry.get("notes", "")), logs=logs)  # fmt: skip
 
 
 def _check_lineage(ckpts: list[Checkpoint], path: Path) -> None:
