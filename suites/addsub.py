@@ -6,7 +6,9 @@ and about a third of 8-sample groups at temperature 0.7 have unequal rewards (pi
 demo shows"), so GRPO gets a learning signal, and the answer is about 10 tokens, so rollouts are cheap.
 Source: generated here, seeded. a in 2-60, b in 2-40, + or - (a - b never negative). Splits: eval = 1,000
 distinct problems (seed 21), train = 10,000 rows (seed 22) over the other 2,861 of the 3,861 possible problems
-(train rows repeat problems; no eval problem is ever in train).
+(train rows repeat problems; no eval problem is ever in train). `addsub:dev` evaluates on 200 dev problems
+instead: train problems that never occur in the first 2,000 train rows, so a run with --train-limit <= 2,000
+never trained on them (for choosing hyper-parameters without touching the eval items).
 Licence: ours. Scoring: the number in the last \\boxed{} (else the last number in the output) equals the
 answer exactly. The expert (SFT) response is the bare number the prompt asks for.
 
@@ -19,11 +21,12 @@ import random
 from functools import cache
 
 from harness.scoring import last_number, numbers_equal
-from harness.suites import Suite, SuiteError
+from harness.suites import Option, Suite, SuiteError
 from harness.types import Decoding, Item
 
 PROMPT = "Calculate {a} {op} {b}. Reply with the number only."
 SIZES = {"eval": (1000, 21), "train": (10000, 22)}
+DEV_AFTER, DEV_SIZE = 2000, 200  # dev problems: in train, never in its first DEV_AFTER rows
 
 
 def _problem(rng: random.Random) -> tuple[int, str, int]:
@@ -52,16 +55,37 @@ def _generate(split: str) -> tuple[Item, ...]:
     return tuple(items)
 
 
+@cache
+def _dev() -> tuple[Item, ...]:
+    """The first DEV_SIZE distinct train problems after row DEV_AFTER that no earlier row holds."""
+    rows = _generate("train")
+    key = lambda it: (it.data["a"], it.data["op"], it.data["b"])  # noqa: E731
+    early = {key(it) for it in rows[:DEV_AFTER]}
+    out: list[Item] = []
+    for it in rows[DEV_AFTER:]:
+        if key(it) not in early:
+            early.add(key(it))
+            out.append(Item(f"as-dev-{len(out):05d}", it.data))
+            if len(out) == DEV_SIZE:
+                break
+    return tuple(out)
+
+
 class AddSub(Suite):
     name = "addsub"
     version = "1"
     area = "math"
     description = "One-step integer + or - (2-60, 2-40), number-only answer; the demo's learnable target"
     decoding = Decoding(max_new_tokens=32)
+    options = (
+        Option("dev", "data", f"{DEV_SIZE} train problems absent from the first {DEV_AFTER:,} train rows"),
+    )
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in SIZES:
             raise SuiteError(f"suite addsub has splits eval (1,000) and train (10,000), not {split!r}")
+        if split == "eval" and "dev" in self.chosen:
+            return list(_dev())
         return list(_generate(split))
 
     def prompt(self, item: Item) -> list[dict[str, str]]:

@@ -36,6 +36,19 @@ def test_addsub_splits_are_fixed_disjoint_and_solvable() -> None:
     assert s.load("eval")[0] == ev[0]  # seeded: the same items every time
 
 
+def test_addsub_dev_is_held_out_from_eval_and_the_first_train_rows() -> None:
+    """The study's sweep scores lr choices on addsub:dev: never an eval problem, never one a run with
+    --train-limit <= 2,000 trains on, and its own data version (its records never mix with eval's)."""
+    s, dev = get_suite("addsub"), get_suite("addsub:dev")
+    key = lambda it: (it.data["a"], it.data["op"], it.data["b"])  # noqa: E731
+    items = dev.load("eval")
+    assert len(items) == 200 and len({key(it) for it in items}) == 200
+    assert not {key(it) for it in items} & {key(it) for it in s.load("eval")}
+    assert not {key(it) for it in items} & {key(it) for it in s.load("train")[:2000]}
+    assert dev.data_version != s.data_version and items[0].id.startswith("as-dev-")
+    assert dev.load("train") == s.load("train")  # training data is the same split either way
+
+
 @pytest.mark.parametrize(
     ("suite", "cap", "want"),
     [("capitals", 96, 48), ("mmlu", 96, 96), ("addsub", 96, 32), ("mmlu", None, 1024), ("capitals", 20, 20)],

@@ -88,7 +88,7 @@ class IterSFTConfig(SelfSFTConfig):
     A round is one pass over the kept data (resample_every = 0) or N optimizer steps; epochs = rounds."""
 
     method: ClassVar[str] = "iter-sft"
-    resample_every: int = 0
+    resample_every: int = 0  # a round = N optimizer steps (0 = one pass over the kept data)
 
 
 @dataclass(frozen=True)
