@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# The paper's experiment in miniature on a 2-core CPU: post-train the embedded SmolLM2-135M-Instruct on one
-# target task (`addsub`, picked by the pilot in the README: the base solves ~30% of it, so GRPO gets a
-# signal) with four methods, then measure each one's target gain and non-target drop with paired CIs.
+# The study of reports/paper-demo/STUDY.md: does training data further from the model's own distribution forget
+# more at matched gain? Five arms on one target (addsub), one budget (24 optimizer steps of 16 sequences,
+# constant lr), a learning-rate sweep on seed 0, three seeds, checkpoints at steps 8/16/24, all on the 2-core CPU.
 #
-#   STUDY=demo bash scripts/paper_demo.sh   # README command 1's part: SFT (2 points) + GRPO, a smaller eval
-#   bash scripts/paper_demo.sh              # the full study: + Self-SFT, Iterative-SFT, more items, noise floor
+#   bash scripts/paper_demo.sh              # the whole study (~4 h); resumes where it stopped
+#   bash scripts/paper_demo.sh sweep        # one stage: far | sweep | seeds | track | compare
+#   STUDY=demo bash scripts/paper_demo.sh   # README command 1's part: sft-far and grpo, seed 0, small eval
 #
 # Checkpoints go to reports/paper-demo/train/ (never committed) and are registered in
-# reports/paper-demo/checkpoints.yaml. A checkpoint already trained there is reused (training is seeded and
-# deterministic on CPU), and evaluation records are cached in reports/runs, so the full study after the demo
-# only trains and evaluates what the demo did not.
+# reports/paper-demo/checkpoints.yaml. A run whose final.pt exists is skipped (training is seeded and
+# deterministic on CPU), and every evaluation is cached in reports/runs, so a stopped study only does what is
+# missing, and the demo's runs and records are the study's own seed-0 runs and first items.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 FB="$VENV/bin/forgetbench"
+PY="$VENV/bin/python"
 STUDY=${STUDY:-full}
+STAGE=${1:-all}
 OUT=reports/paper-demo
 REG="$OUT/checkpoints.yaml"
-mkdir -p "$OUT"
+FAR="$OUT/data/sft-far.jsonl"
+ARMS=(sft-far sft-own self-sft iter-sft grpo)
+LRS=(2e-5 1e-4)
+# The analysis suites, fixed from the base alone (STUDY.md, amendment 1): the target and 7 informative
+# non-target suites from 5 areas. MMLU (at chance) is scored on the final checkpoints only, strict and lenient.
+SUITES=addsub,capitals,elements,hellaswag,ifeval_rlvr,gsm8k,harmbench,donotanswer
+FINAL_LIMITS=addsub=200,capitals=250,elements=236,mmlu=150,hellaswag=300,ifeval_rlvr=150,gsm8k=150,harmbench=120,donotanswer=120
+mkdir -p "$OUT/data" "$OUT/train" "$OUT/logs"
 if [ ! -f "$REG" ]; then
   cat >"$REG" <<'EOF'
-# The paper demo's registry: the embedded base plus what scripts/paper_demo.sh trains from it.
-default_suites: [addsub, capitals, mmlu, arc_challenge, winogrande, ifeval_rlvr, overrefusal]
+# The study's registry: the embedded base plus what scripts/paper_demo.sh trains from it.
 checkpoints:
   - id: smollm2-135m
     path: embedded:smollm2-135m-instruct
@@ -30,17 +39,54 @@ checkpoints:
 EOF
 fi
 
-# train NAME METHOD ARGS...: train unless NAME is already registered with its weights on disk. The committed
-# registry lists the curated run's checkpoints, whose weights are never committed: an entry without its
-# weights (a fresh clone) is dropped, with its step checkpoints, and trained again (seeded, so identically).
+# sft-far's data: the first 384 train problems (the rows sft-own trains on) answered with the bare number, a
+# format the base never writes (it writes "39 + 36 = 75"). 384 = 24 steps x 16 sequences, one pass.
+far_data() {
+  [ -f "$FAR" ] && return
+  "$PY" - "$FAR" <<'PY'
+import json
+import sys
+
+from harness.suites import get_suite
+
+suite = get_suite("addsub")
+with open(sys.argv[1] + ".tmp", "w") as f:
+    for it in suite.load("train")[:384]:
+        f.write(json.dumps({"messages": [*suite.prompt(it), {"role": "assistant", "content": suite.reference(it)}]}) + "\n")
+PY
+  mv "$FAR.tmp" "$FAR"
+}
+
+# The shared budget: 24 optimizer steps of 16 sequences, constant lr (3% warmup of 24 steps is < 1 step), AdamW
+# (0.9, 0.95), clip 1.0, saves at 8 and 16 (and the final 24).
+COMMON=(--suite addsub --base smollm2-135m --registry "$REG" --schedule constant --max-steps 24
+  --micro-batch-size 16 --save-steps 8,16)
+SAMPLE=(--k 4 --temperature 0.7 --max-new-tokens 32 --rollout-batch-size 64)
+arm_args() {
+  case $1 in
+    sft-far) echo sft --data "$FAR" --epochs 1 --batch-size 16 ;;
+    sft-own) echo sft --train-limit 384 --epochs 1 --batch-size 16 ;;
+    # the base's correct samples on 400 prompts (k=4), drawn once; up to 3 passes fill the 24 steps
+    self-sft) echo self-sft --train-limit 400 --epochs 3 --batch-size 16 "${SAMPLE[@]}" ;;
+    # re-drawn from the current model on 160 prompts every 8 steps: 3 rounds, the lr never restarts
+    iter-sft) echo iter-sft --train-limit 160 --epochs 3 --resample-every 8 --batch-size 16 "${SAMPLE[@]}" ;;
+    # 4 prompts x 4 rollouts = 16 sequences per step, T 0.7, k2 KL beta 0.05, reward = addsub's score
+    grpo) echo grpo --train-limit 400 --batch-size 4 --group-size 4 --temperature 0.7 --max-new-tokens 32 \
+      --beta 0.05 --rollout-batch-size 64 ;;
+  esac
+}
+
+run_name() { echo "$1-lr$2-s$3"; }
+
+# train ARM LR SEED: skipped when its final.pt exists; a half-written run is dropped from the registry and
+# trained again from step 0 (seeded, so the same run).
 train() {
-  local name=$1 method=$2
-  shift 2
-  if grep -Eq "^ *- id: $name\$" "$REG" && [ -f "$OUT/train/$name/final.pt" ]; then
-    echo "reusing $name (already trained in $OUT/train/$name)"
+  local name
+  name=$(run_name "$1" "$2" "$3")
+  if [ -f "$OUT/train/$name/final.pt" ]; then
     return
   fi
-  "$VENV/bin/python" - "$REG" "$name" <<'PY'
+  "$PY" - "$REG" "$name" <<'PY'
 import sys
 from pathlib import Path
 
@@ -52,46 +98,104 @@ keep = [c for c in doc["checkpoints"] if c["id"] != name and not c["id"].startsw
 if len(keep) != len(doc["checkpoints"]):
     path.write_text(yaml.safe_dump(doc | {"checkpoints": keep}, sort_keys=False))
 PY
+  rm -rf "$OUT/train/$name"
   local t0=$SECONDS
-  "$FB" train "$method" --suite addsub --base smollm2-135m --registry "$REG" --seed 0 --name "$name" \
-    --out "$OUT/train/$name" "$@"
+  # shellcheck disable=SC2046
+  "$FB" train $(arm_args "$1") "${COMMON[@]}" --lr "$2" --seed "$3" --name "$name" --out "$OUT/train/$name" \
+    >"$OUT/logs/train-$name.log" 2>&1
   echo "trained $name in $((SECONDS - t0)) s"
 }
 
-start=$SECONDS
-# SFT (off-policy): expert solutions ("a + b = c", exact) to 480 training problems, one epoch of 30 steps of 16,
-# lr 1e-4 as the paper's 1B recipe; step 10 is saved as a second, lower-gain SFT point for matched-gain drops.
-train demo-sft sft --train-limit 480 --epochs 1 --batch-size 16 --micro-batch-size 16 --lr 1e-4 --save-steps 10
-# GRPO (on-policy): 12 steps of 8 prompts x 8 samples at temperature 0.7, 32 new tokens, k2 KL beta 0.05 (the
-# paper's), group-normalised advantages, reward = the suite's own score (0 when truncated). lr 2e-5: the
-# paper's 5e-6 moves a 135M model too little in 12 steps.
-train demo-grpo grpo --train-limit 400 --batch-size 8 --group-size 8 --micro-batch-size 16 --max-new-tokens 32 \
-  --temperature 0.7 --lr 2e-5 --max-steps 12 --rollout-batch-size 64
-if [ "$STUDY" = full ]; then
-  # Self-SFT: 4 samples per prompt from the base once (temperature 0.7), keep the correct ones, 2 epochs.
-  train demo-self-sft self-sft --train-limit 480 --k 4 --temperature 0.7 --max-new-tokens 32 --epochs 2 \
-    --batch-size 16 --micro-batch-size 16 --lr 1e-4 --rollout-batch-size 64
-  # Iterative-SFT: the same, re-sampled from the current model before each of 3 rounds.
-  train demo-iter-sft iter-sft --train-limit 320 --k 4 --temperature 0.7 --max-new-tokens 32 --epochs 3 \
-    --batch-size 16 --micro-batch-size 16 --lr 1e-4 --rollout-batch-size 64
-fi
-train_s=$((SECONDS - start))
+# The sweep (seed 0, lr in LRS): each arm's rate is the one with the best addsub:dev score (100 train problems
+# no run trains on), ties within 2 points going to the lower rate. Written to $OUT/sweep/chosen.tsv.
+sweep() {
+  far_data
+  for arm in "${ARMS[@]}"; do
+    for lr in "${LRS[@]}"; do train "$arm" "$lr" 0; done
+  done
+  local ckpts=(smollm2-135m)
+  for arm in "${ARMS[@]}"; do
+    for lr in "${LRS[@]}"; do ckpts+=("$(run_name "$arm" "$lr" 0)"); done
+  done
+  "$FB" compare "${ckpts[@]}" --registry "$REG" --suites addsub:dev --limit 100 --no-noise-floor \
+    --out "$OUT/sweep" >"$OUT/logs/sweep-compare.log" 2>&1
+  "$PY" - "$OUT/sweep" "${ARMS[*]}" "${LRS[*]}" <<'PY'
+import json
+import sys
+from pathlib import Path
 
-# Non-target suites from five areas: knowledge (capitals, mmlu), reasoning (arc_challenge), commonsense
-# (winogrande), instruction following (ifeval_rlvr), safety (overrefusal). Choice suites and short answers
-# take many items; long-form suites fewer, at most 96 new tokens (the refusal judge reads 300 characters).
-SUITES=addsub,capitals,mmlu,arc_challenge,winogrande,ifeval_rlvr,overrefusal
-if [ "$STUDY" = full ]; then
-  CKPTS=(smollm2-135m demo-sft-step10 demo-sft demo-self-sft demo-iter-sft demo-grpo)
-  # More non-target items than the demo (whose records, the first N of each suite, are reused), enough for a
-  # drop CI half-width <= 2.5 points per checkpoint: every item of capitals and overrefusal, 500 of each
-  # choice suite; plus the noise floor (the base re-scored at another batch size; NOISE=0 skips it).
-  EVAL=(--out "$OUT/compare" --limit 500 --suite-limit addsub=200,capitals=250,mmlu=200,ifeval_rlvr=150,overrefusal=120)
-  [ "${NOISE:-1}" != 0 ] || EVAL+=(--no-noise-floor)
-else
-  CKPTS=(smollm2-135m demo-sft demo-grpo)
-  EVAL=(--out reports/demo --no-noise-floor --limit 200 --suite-limit capitals=100,mmlu=60,ifeval_rlvr=60,overrefusal=60)
-fi
+out, arms, lrs = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3].split()
+res = json.loads((out / "results.json").read_text())
+score = {cid: next(iter(per.values())) for cid, per in res["scores"].items()}  # the one suite, addsub:dev
+rows = ["arm\tlr\tdev_score\tchosen"]
+for arm in arms:
+    by_lr = [(float(lr), lr, score[f"{arm}-lr{lr}-s0"]) for lr in lrs]
+    best = max(s for _, _, s in by_lr)
+    chosen = min((x for x in by_lr if x[2] >= best - 2.0), key=lambda x: x[0])[1]  # ties (2 pts): lower lr
+    rows += [f"{arm}\t{lr}\t{s:.1f}\t{'*' if lr == chosen else ''}" for _, lr, s in by_lr]
+(out / "chosen.tsv").write_text("\n".join(rows) + "\n")
+print("\n".join(rows))
+PY
+}
+
+chosen_lr() { awk -F'\t' -v a="$1" '$1 == a && $4 == "*" {print $2}' "$OUT/sweep/chosen.tsv"; }
+
+seeds() {
+  [ -f "$OUT/sweep/chosen.tsv" ] || sweep
+  for seed in 1 2; do
+    for arm in "${ARMS[@]}"; do train "$arm" "$(chosen_lr "$arm")" "$seed"; done
+  done
+}
+
+finals() {
+  for arm in "${ARMS[@]}"; do
+    for seed in 0 1 2; do echo "$(run_name "$arm" "$(chosen_lr "$arm")" "$seed")"; done
+  done
+}
+
+# Trajectories: every run at the chosen rates through `track` (one engine per run), 50 items per suite.
+track() {
+  local runs=()
+  for name in $(finals); do runs+=("$OUT/train/$name"); done
+  "$FB" track "${runs[@]}" --base smollm2-135m --registry "$REG" --suites "$SUITES" --limit 50 \
+    --max-new-tokens 96 --trained-on addsub --out "$OUT/track" >"$OUT/logs/track.log" 2>&1
+}
+
+# The final checkpoints (step 24) on the full item set: 5 replicate groups of 3 seeds each; then MMLU re-scored
+# lenient from the same generations (content only, no new generation).
+compare() {
+  # shellcheck disable=SC2046
+  "$FB" compare smollm2-135m $(finals) --registry "$REG" --suites "$SUITES,mmlu" --suite-limit "$FINAL_LIMITS" \
+    --max-new-tokens 96 --no-noise-floor --out "$OUT/compare" >"$OUT/logs/compare.log" 2>&1
+  # shellcheck disable=SC2046
+  "$FB" compare smollm2-135m $(finals) --registry "$REG" --suites mmlu:lenient --limit 150 --max-new-tokens 96 \
+    --no-noise-floor --out "$OUT/compare-mmlu-lenient" >"$OUT/logs/compare-mmlu-lenient.log" 2>&1
+}
+
 start=$SECONDS
-"$FB" compare "${CKPTS[@]}" --registry "$REG" --suites "$SUITES" --max-new-tokens 96 "${EVAL[@]}"
-echo "paper demo ($STUDY): trained in ${train_s} s, evaluated in $((SECONDS - start)) s"
+if [ "$STUDY" = demo ]; then
+  # README command 1: the two arms that differ most, seed 0, at the rates the study's sweep chose (committed in
+  # sweep/chosen.tsv; 1e-4 and 2e-5 before it exists), then their timelines and the method table.
+  far_data
+  lr_far=1e-4 lr_grpo=2e-5
+  if [ -f "$OUT/sweep/chosen.tsv" ]; then lr_far=$(chosen_lr sft-far) lr_grpo=$(chosen_lr grpo); fi
+  train sft-far "$lr_far" 0
+  train grpo "$lr_grpo" 0
+  far=$(run_name sft-far "$lr_far" 0) grpo=$(run_name grpo "$lr_grpo" 0)
+  DEMO=(--registry "$REG" --suites "$SUITES" --limit 40 --suite-limit addsub=100 --max-new-tokens 96)
+  "$FB" track "$OUT/train/$far" "$OUT/train/$grpo" --base smollm2-135m "${DEMO[@]}" --trained-on addsub \
+    --out reports/demo/track
+  "$FB" compare smollm2-135m "$far" "$grpo" "${DEMO[@]}" --no-noise-floor --out reports/demo
+  echo "demo: $((SECONDS - start)) s; open reports/demo/track/track.html and reports/demo/report.html"
+  exit 0
+fi
+case $STAGE in
+  far) far_data ;;
+  sweep) sweep ;;
+  seeds) seeds ;;
+  track) track ;;
+  compare) compare ;;
+  all) sweep && seeds && compare && track ;;  # finals first: track then reuses their records
+  *) echo "paper_demo.sh: unknown stage '$STAGE' (far | sweep | seeds | track | compare | all)" >&2; exit 2 ;;
+esac
+echo "paper_demo.sh $STAGE: $((SECONDS - start)) s"
