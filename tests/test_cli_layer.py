@@ -75,3 +75,16 @@ def test_a_data_error_is_one_line_and_exit_2_in_every_command(
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "forced by the test" in lines[0], res.stderr
     assert _local_store_dirs(ws) == []
+
+
+def test_train_parses_comma_separated_save_steps() -> None:
+    """--save-steps 8,16 reaches the config (it was once typed int from tuple[int, ...] and refused): the run
+    stops at the next check, a bad --lr, before any model loads."""
+    from harness.train.cli import _option_type, _steps
+
+    assert _steps("16, 8,8") == (8, 16)
+    assert _option_type(tuple[int, ...]) == str | None
+    res = runner.invoke(app, ["train", "sft", "--suite", "addsub", "--base", "x", "--save-steps", "8,16", "--lr", "-1"])
+    assert res.exit_code == 2 and "--lr: must be positive" in res.output, res.output
+    res = runner.invoke(app, ["train", "sft", "--suite", "addsub", "--base", "x", "--save-steps", "8,x"])
+    assert res.exit_code == 2 and "--save-steps" in res.output, res.output

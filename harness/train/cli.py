@@ -56,10 +56,10 @@ def _steps(text: str | None) -> tuple[int, ...] | None:
 
 def _option_type(hint: Any) -> Any:
     """The flag's type: the field's scalar type, optional (None = "the method's default")."""
+    if typing.get_origin(hint) is tuple:  # save_steps: comma-separated integers on the command line
+        return str | None
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = args[0] if args else hint
-    if typing.get_origin(base) is tuple:  # save_steps: comma-separated integers on the command line
-        return str | None
     return base | None
 
 
