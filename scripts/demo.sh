@@ -17,4 +17,4 @@ if [ -n "${EVAL_ONLY:-}" ]; then
 else
   STUDY=demo bash scripts/paper_demo.sh
 fi
-echo "demo done in $((SECONDS - start)) s: open reports/demo/track/track.html and reports/demo/report.html"
+echo "demo done in $((SECONDS - start)) s: open reports/demo-track/track.html and reports/demo/report.html"

@@ -184,9 +184,9 @@ if [ "$STUDY" = demo ]; then
   far=$(run_name sft-far "$lr_far" 0) grpo=$(run_name grpo "$lr_grpo" 0)
   DEMO=(--registry "$REG" --suites "$SUITES" --limit 40 --suite-limit addsub=100 --max-new-tokens 96)
   "$FB" track "$OUT/train/$far" "$OUT/train/$grpo" --base smollm2-135m "${DEMO[@]}" --trained-on addsub \
-    --out reports/demo/track
+    --out reports/demo-track
   "$FB" compare smollm2-135m "$far" "$grpo" "${DEMO[@]}" --no-noise-floor --out reports/demo
-  echo "demo: $((SECONDS - start)) s; open reports/demo/track/track.html and reports/demo/report.html"
+  echo "demo: $((SECONDS - start)) s; open reports/demo-track/track.html and reports/demo/report.html"
   exit 0
 fi
 case $STAGE in
