@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from harness import stats
-from harness.compare import _aligned, boot_indices, check_comparable
+from harness import informative, stats
+from harness.compare import _aligned, _headline, boot_indices, check_comparable
 from harness.types import SuiteResult
 
 
@@ -47,9 +47,17 @@ def analyse(
     last_k: int = 3,
     max_drop: float | None = None,
     max_items: int = 300,
+    chance: Mapping[str, float] | None = None,
+    ceiling: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
-    """The whole timeline as plain JSON-able data (results.json holds it as is)."""
+    """The whole timeline as plain JSON-able data (results.json holds it as is). `chance` / `ceiling` per suite
+    decide, from the base alone, which suites are informative (harness/informative.py, as compare does): `drop`
+    is over the informative non-target suites (over all of them when none is), `drop_all` over every one."""
     suites = list(results[base])
+    flags = {
+        s: informative.classify(s, results[base][s].scores, (chance or {}).get(s, 0.0), (ceiling or {}).get(s))
+        for s in suites
+    }
     idx = {s: boot_indices(s, len(results[base][s].scores), n_boot, seed) for s in suites}
     warnings: set[str] = set()
     rows = []
@@ -73,13 +81,13 @@ def analyse(
         aligned[p.checkpoint] = scores
         targets = [s for s in suites if s in p.trained_on]
         others = [s for s in suites if s not in p.trained_on]  # every suite when the run has no targets
-        gain = gain_ci = drop = drop_ci = None
+        head = _headline(others, flags)
+        gain = gain_ci = None
         if targets:
             gain = float(np.mean([per_suite[s]["delta"] for s in targets]))
             gain_ci = list(stats.percentile_ci(np.mean([boots[s] for s in targets], axis=0)))
-        if others:
-            drop = float(np.mean([-per_suite[s]["delta"] for s in others]))
-            drop_ci = list(stats.percentile_ci(-np.mean([boots[s] for s in others], axis=0)))
+        drop, drop_ci = _drop(head, per_suite, boots)
+        drop_all, drop_all_ci = _drop(others, per_suite, boots)
         rows.append(
             {
                 "run": p.run,
@@ -92,6 +100,9 @@ def analyse(
                 "gain_ci": gain_ci,
                 "drop": drop,
                 "drop_ci": drop_ci,
+                "drop_suites": head,
+                "drop_all": drop_all,
+                "drop_all_ci": drop_all_ci,
                 "suites": per_suite,
             }
         )
@@ -102,6 +113,8 @@ def analyse(
         "base": base,
         "suites": suites,
         "base_scores": {s: float(base_scores[s].mean() * 100) for s in suites},
+        "informative": {s: {"informative": f.informative, "reason": f.reason} for s, f in flags.items()},
+        "left_out": informative.left_out(list(flags.values()), suites),
         "n_boot": n_boot,
         "seed": seed,
         "warnings": sorted(warnings),
@@ -113,6 +126,16 @@ def analyse(
         "noise_floor": {r: noise_floor([rw for rw in rows if rw["run"] == r], suites, last_k) for r in runs},
         "max_drop": None if max_drop is None else best_under(rows, max_drop),
     }
+
+
+def _drop(
+    suites: Sequence[str], per_suite: Mapping[str, Mapping[str, Any]], boots: Mapping[str, np.ndarray]
+) -> tuple[float | None, list[float] | None]:
+    """Mean of (base - score) over `suites`, with its paired 95% CI; (None, None) for no suites."""
+    if not suites:
+        return None, None
+    drop = float(np.mean([-per_suite[s]["delta"] for s in suites]))
+    return drop, list(stats.percentile_ci(-np.mean([boots[s] for s in suites], axis=0)))
 
 
 def turnover(

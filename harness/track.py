@@ -129,6 +129,13 @@ class Tracker:
                 self.engine.batch_size = cfg.batch_size
         return self.engine
 
+    def timeline(self, points: Sequence[Point], **options: Any) -> dict[str, Any]:
+        """The timeline of `points` (timeline.analyse), its headline drop over the informative suites as compare's."""
+        from harness.pipeline import chance_for
+
+        chance, ceiling = chance_for(self.suites, self.cfg)
+        return analyse(self.results, self.base.id, points, chance=chance, ceiling=ceiling, **options)
+
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
@@ -146,7 +153,7 @@ def render(tracker: Tracker, out: Path, config: dict[str, Any], n_boot: int, las
     from harness.outputs import commit
     from harness.track_report import render_html, write_json
 
-    tl = analyse(tracker.results, tracker.base.id, tracker.points, n_boot=n_boot, last_k=last_k, max_drop=max_drop)
+    tl = tracker.timeline(tracker.points, n_boot=n_boot, last_k=last_k, max_drop=max_drop)
     config = config | {"notes": list(tracker.notes), "points": [asdict(p) for p in tracker.points]}
     if max_drop is not None:
         config["max_drop_line"] = max_drop_line(tl, max_drop)

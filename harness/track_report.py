@@ -131,13 +131,20 @@ def render_html(tl: Mapping[str, Any], path: Path, config: Mapping[str, Any]) ->
     max_drop = config.get("max_drop")
     figures = {
         "gain": _curve(tl, "gain", "gain on target suites vs step (95% paired CI)"),
-        "drop": _curve(tl, "drop", "drop on other suites vs step (95% paired CI; > 0 = forgetting)", max_drop),
+        "drop": _curve(
+            tl, "drop", "drop on the informative non-target suites vs step (95% paired CI; > 0 = forgetting)", max_drop
+        ),
         "frontier": _frontier(tl),
         "suites": _suite_curves(tl),
         "turnover": _turnover_figure(tl),
     }
     rows = [
-        {**p, "gain_text": _ci(p["gain"], p["gain_ci"]), "drop_text": _ci(p["drop"], p["drop_ci"])}
+        {
+            **p,
+            "gain_text": _ci(p["gain"], p["gain_ci"]),
+            "drop_text": _ci(p["drop"], p["drop_ci"]),
+            "drop_all_text": _ci(p.get("drop_all"), p.get("drop_all_ci")),
+        }
         for p in tl["points"]
     ]
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)

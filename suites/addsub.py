@@ -10,7 +10,8 @@ distinct problems (seed 21), train = 10,000 rows (seed 22) over the other 2,861 
 instead: train problems that never occur in the first 2,000 train rows, so a run with --train-limit <= 2,000
 never trained on them (for choosing hyper-parameters without touching the eval items).
 Licence: ours. Scoring: the number in the last \\boxed{} (else the last number in the output) equals the
-answer exactly. The expert (SFT) response is the bare number the prompt asks for.
+answer exactly. The expert (SFT) response is the equation with its result (`39 + 36 = 75`), the form the base
+writes itself; the study's far-off-policy arm trains on the bare number instead (scripts/paper_demo.sh).
 
     forgetbench eval embedded:smollm2-135m-instruct --suites addsub --limit 8
 """

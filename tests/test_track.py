@@ -213,3 +213,42 @@ def test_report_escapes_run_names(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     html = (tmp_path / "o" / "track.html").read_text()
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
+
+
+def test_drop_is_over_the_informative_suites_as_compares(tmp_path: Path) -> None:
+    """A non-target suite the base scores 0 on (not above chance) leaves the headline drop, which then equals
+    compare's; drop_all keeps every non-target suite, and the report names the suite left out."""
+    from harness.checkpoints.registry import Registry
+    from harness.compare import compare
+    from harness.evaluate import EvalConfig, evaluate
+    from harness.pipeline import chance_for
+
+    write_plan(tmp_path / "base.fake.json", {"arithmetic": range(0, 5), "capitals": range(0, 16), "elements": range(0)})
+    # step 10: capitals loses 8 items (drop 40), elements gains 10 (a negative drop of -50 that is not forgetting)
+    step10 = {"arithmetic": range(0, 10), "capitals": range(0, 8), "elements": range(0, 10)}
+    write_plan(tmp_path / "run" / "step-10.fake.json", step10)
+    out = tmp_path / "track"
+    res = runner.invoke(
+        app,
+        ["track", str(tmp_path / "run"), "--base", str(tmp_path / "base.fake.json"), "--engine", "fake"]
+        + ["--suites", "arithmetic,capitals,elements", "--limit", str(LIMIT), "--trained-on", "arithmetic"]
+        + ["--runs-dir", str(tmp_path / "store"), "--registry", str(tmp_path / "none.yaml"), "--n-boot", "300"]
+        + ["--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    tl = json.loads((out / "results.json").read_text())["timeline"]
+    (p,) = tl["points"]
+    assert p["drop_suites"] == ["capitals"] and round(p["drop"], 6) == 40.0
+    assert round(p["drop_all"], 6) == -5.0 and p["drop_all_ci"][0] < p["drop_all"] < p["drop_all_ci"][1]
+    assert list(tl["left_out"]) == ["elements"] and "not above chance" in tl["left_out"]["elements"]
+    assert "left out of the drop: elements" in (out / "track.html").read_text()
+
+    reg = Registry([], (), None)
+    cfg = EvalConfig(engine="fake", limit=LIMIT, runs_dir=tmp_path / "store")
+    base, ck = reg.resolve(str(tmp_path / "base.fake.json")), reg.resolve(str(tmp_path / "run" / "step-10.fake.json"))
+    suites = [get_suite(s) for s in ("arithmetic", "capitals", "elements")]
+    chance, ceiling = chance_for(suites, cfg)
+    results = evaluate(reg, [base, ck], suites, cfg, cached_only=True)
+    comp = compare(results, base.id, [(ck.id, "sft", ("arithmetic",))], n_boot=300, chance=chance, ceiling=ceiling)
+    (s,) = comp.summaries
+    assert (s.drop, tuple(s.drop_ci)) == (p["drop"], tuple(p["drop_ci"]))

@@ -14,7 +14,6 @@ from typing import Any
 from rich.console import Console
 
 from harness.runs import RunCheckpoint
-from harness.timeline import analyse
 
 
 def _csv(value: str | Sequence[str] | None) -> str | None:
@@ -65,7 +64,7 @@ class ForgettingProbe:
         point = self.tracker.add(RunCheckpoint(self.run, step, Path(path)))
         if point is None:
             return None
-        return analyse(self.tracker.results, self.tracker.base.id, [point], n_boot=self.n_boot)["points"][0]
+        return self.tracker.timeline([point], n_boot=self.n_boot)["points"][0]
 
     @property
     def notes(self) -> list[str]:
@@ -75,8 +74,8 @@ class ForgettingProbe:
     def metrics(point: Mapping[str, Any], prefix: str = "forgetting/") -> dict[str, float]:
         """Flat numbers for a trainer's logger: gain, drop (with ci_low / ci_high) and each suite's delta."""
         out: dict[str, float] = {}
-        for what in ("gain", "drop"):
-            if point[what] is not None:
+        for what in ("gain", "drop", "drop_all"):  # drop: informative suites; drop_all: every non-target one
+            if point.get(what) is not None:
                 out[f"{prefix}{what}"] = point[what]
                 out[f"{prefix}{what}_ci_low"], out[f"{prefix}{what}_ci_high"] = point[f"{what}_ci"]
         for suite, s in point["suites"].items():
