@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The study of reports/paper-demo/STUDY.md: does training data further from the model's own distribution forget
 # more at matched gain? Five arms on one target (addsub), one budget (24 optimizer steps of 16 sequences,
-# constant lr), a learning-rate sweep on seed 0, three seeds, checkpoints at steps 8/16/24, all on the 2-core CPU.
+# constant lr), checkpoints at steps 8/16/24, all on the 2-core CPU. Amendment 2: three seeds for sft-far and
+# grpo (the primary contrast), one for sft-own, self-sft and iter-sft; SFT at lr 1e-4, GRPO's lr swept on seed 0.
 #
-#   bash scripts/paper_demo.sh              # the whole study (~4 h); resumes where it stopped
-#   bash scripts/paper_demo.sh sweep        # one stage: far | sweep | seeds | track | compare
+#   bash scripts/paper_demo.sh              # the whole study (~2 h); resumes where it stopped
+#   bash scripts/paper_demo.sh sweep        # one stage: far | sweep | primary | rest | track | compare
 #   STUDY=demo bash scripts/paper_demo.sh   # README command 1's part: sft-far and grpo, seed 0, small eval
 #
 # Checkpoints go to reports/paper-demo/train/ (never committed) and are registered in
@@ -22,11 +23,14 @@ OUT=reports/paper-demo
 REG="$OUT/checkpoints.yaml"
 FAR="$OUT/data/sft-far.jsonl"
 ARMS=(sft-far sft-own self-sft iter-sft grpo)
-LRS=(2e-5 1e-4)
+PRIMARY=(sft-far grpo)  # three seeds each (Q1)
+SINGLE=(sft-own self-sft iter-sft)  # seed 0 only (amendment 2)
+SFT_LR=1e-4
+LRS=(2e-5 1e-4)  # GRPO's sweep
 # The analysis suites, fixed from the base alone (STUDY.md, amendment 1): the target and 7 informative
 # non-target suites from 5 areas. MMLU (at chance) is scored on the final checkpoints only, strict and lenient.
 SUITES=addsub,capitals,elements,hellaswag,ifeval_rlvr,gsm8k,harmbench,donotanswer
-FINAL_LIMITS=addsub=200,capitals=250,elements=236,mmlu=150,hellaswag=300,ifeval_rlvr=150,gsm8k=150,harmbench=120,donotanswer=120
+FINAL_LIMITS=addsub=200,capitals=250,elements=236,mmlu=50,hellaswag=300,ifeval_rlvr=150,gsm8k=50,harmbench=60,donotanswer=60
 mkdir -p "$OUT/data" "$OUT/train" "$OUT/logs"
 if [ ! -f "$REG" ]; then
   cat >"$REG" <<'EOF'
@@ -106,33 +110,30 @@ PY
   echo "trained $name in $((SECONDS - t0)) s"
 }
 
-# The sweep (seed 0, lr in LRS): each arm's rate is the one with the best addsub:dev score (100 train problems
-# no run trains on), ties within 2 points going to the lower rate. Written to $OUT/sweep/chosen.tsv.
+# The sweep (GRPO only, seed 0, lr in LRS): the rate with the best addsub:dev score (100 train problems no run
+# trains on), ties within 2 points going to the lower rate; the SFT family trains at SFT_LR (amendment 2).
+# Written to $OUT/sweep/chosen.tsv.
 sweep() {
-  far_data
-  for arm in "${ARMS[@]}"; do
-    for lr in "${LRS[@]}"; do train "$arm" "$lr" 0; done
-  done
+  [ -f "$OUT/sweep/chosen.tsv" ] && return
+  for lr in "${LRS[@]}"; do train grpo "$lr" 0; done
   local ckpts=(smollm2-135m)
-  for arm in "${ARMS[@]}"; do
-    for lr in "${LRS[@]}"; do ckpts+=("$(run_name "$arm" "$lr" 0)"); done
-  done
+  for lr in "${LRS[@]}"; do ckpts+=("$(run_name grpo "$lr" 0)"); done
   "$FB" compare "${ckpts[@]}" --registry "$REG" --suites addsub:dev --limit 100 --no-noise-floor \
     --out "$OUT/sweep" >"$OUT/logs/sweep-compare.log" 2>&1
-  "$PY" - "$OUT/sweep" "${ARMS[*]}" "${LRS[*]}" <<'PY'
+  "$PY" - "$OUT/sweep" "${ARMS[*]}" "${LRS[*]}" "$SFT_LR" <<'PY'
 import json
 import sys
 from pathlib import Path
 
-out, arms, lrs = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3].split()
+out, arms, lrs, sft_lr = Path(sys.argv[1]), sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 res = json.loads((out / "results.json").read_text())
 score = {cid: next(iter(per.values())) for cid, per in res["scores"].items()}  # the one suite, addsub:dev
 rows = ["arm\tlr\tdev_score\tchosen"]
-for arm in arms:
-    by_lr = [(float(lr), lr, score[f"{arm}-lr{lr}-s0"]) for lr in lrs]
-    best = max(s for _, _, s in by_lr)
-    chosen = min((x for x in by_lr if x[2] >= best - 2.0), key=lambda x: x[0])[1]  # ties (2 pts): lower lr
-    rows += [f"{arm}\t{lr}\t{s:.1f}\t{'*' if lr == chosen else ''}" for _, lr, s in by_lr]
+by_lr = [(float(lr), lr, score[f"grpo-lr{lr}-s0"]) for lr in lrs]
+best = max(s for _, _, s in by_lr)
+chosen = min((x for x in by_lr if x[2] >= best - 2.0), key=lambda x: x[0])[1]  # ties (2 pts): lower lr
+rows += [f"grpo\t{lr}\t{s:.1f}\t{'*' if lr == chosen else ''}" for _, lr, s in by_lr]
+rows += [f"{arm}\t{sft_lr}\tfixed\t*" for arm in arms if arm != "grpo"]
 (out / "chosen.tsv").write_text("\n".join(rows) + "\n")
 print("\n".join(rows))
 PY
@@ -140,35 +141,40 @@ PY
 
 chosen_lr() { awk -F'\t' -v a="$1" '$1 == a && $4 == "*" {print $2}' "$OUT/sweep/chosen.tsv"; }
 
-seeds() {
-  [ -f "$OUT/sweep/chosen.tsv" ] || sweep
-  for seed in 1 2; do
-    for arm in "${ARMS[@]}"; do train "$arm" "$(chosen_lr "$arm")" "$seed"; done
+seeds_of() { case $1 in sft-far | grpo) echo 0 1 2 ;; *) echo 0 ;; esac; }
+
+# train_arms ARM...: every seed of each arm at its chosen rate
+train_arms() {
+  sweep
+  far_data
+  for arm in "$@"; do
+    for seed in $(seeds_of "$arm"); do train "$arm" "$(chosen_lr "$arm")" "$seed"; done
   done
 }
 
+# finals ARM...: the run names (step 24) of those arms
 finals() {
-  for arm in "${ARMS[@]}"; do
-    for seed in 0 1 2; do echo "$(run_name "$arm" "$(chosen_lr "$arm")" "$seed")"; done
+  for arm in "$@"; do
+    for seed in $(seeds_of "$arm"); do echo "$(run_name "$arm" "$(chosen_lr "$arm")" "$seed")"; done
   done
 }
 
-# Trajectories: every run at the chosen rates through `track` (one engine per run), 50 items per suite.
+# Trajectories: every run of ARM... through `track` (one engine per run), 30 items per suite, addsub 100.
 track() {
   local runs=()
-  for name in $(finals); do runs+=("$OUT/train/$name"); done
-  "$FB" track "${runs[@]}" --base smollm2-135m --registry "$REG" --suites "$SUITES" --limit 50 \
-    --max-new-tokens 96 --trained-on addsub --out "$OUT/track" >"$OUT/logs/track.log" 2>&1
+  for name in $(finals "$@"); do runs+=("$OUT/train/$name"); done
+  "$FB" track "${runs[@]}" --base smollm2-135m --registry "$REG" --suites "$SUITES" --limit 30 \
+    --suite-limit addsub=100 --max-new-tokens 96 --trained-on addsub --out "$OUT/track" >"$OUT/logs/track.log" 2>&1
 }
 
-# The final checkpoints (step 24) on the full item set: 5 replicate groups of 3 seeds each; then MMLU re-scored
-# lenient from the same generations (content only, no new generation).
+# The final checkpoints (step 24) of ARM... on the full item set, seeds forming replicate groups; then MMLU
+# re-scored lenient from the same generations (content only, no new generation).
 compare() {
   # shellcheck disable=SC2046
-  "$FB" compare smollm2-135m $(finals) --registry "$REG" --suites "$SUITES,mmlu" --suite-limit "$FINAL_LIMITS" \
+  "$FB" compare smollm2-135m $(finals "$@") --registry "$REG" --suites "$SUITES,mmlu" --suite-limit "$FINAL_LIMITS" \
     --max-new-tokens 96 --no-noise-floor --out "$OUT/compare" >"$OUT/logs/compare.log" 2>&1
   # shellcheck disable=SC2046
-  "$FB" compare smollm2-135m $(finals) --registry "$REG" --suites mmlu:lenient --limit 150 --max-new-tokens 96 \
+  "$FB" compare smollm2-135m $(finals "$@") --registry "$REG" --suites mmlu:lenient --limit 50 --max-new-tokens 96 \
     --no-noise-floor --out "$OUT/compare-mmlu-lenient" >"$OUT/logs/compare-mmlu-lenient.log" 2>&1
 }
 
@@ -189,13 +195,18 @@ if [ "$STUDY" = demo ]; then
   echo "demo: $((SECONDS - start)) s; open reports/demo-track/track.html and reports/demo/report.html"
   exit 0
 fi
+stamp() { echo "== $1 ($((SECONDS - start)) s)"; }
 case $STAGE in
   far) far_data ;;
   sweep) sweep ;;
-  seeds) seeds ;;
-  track) track ;;
-  compare) compare ;;
-  all) sweep && seeds && compare && track ;;  # finals first: track then reuses their records
-  *) echo "paper_demo.sh: unknown stage '$STAGE' (far | sweep | seeds | track | compare | all)" >&2; exit 2 ;;
+  primary) train_arms "${PRIMARY[@]}" && compare "${PRIMARY[@]}" && track "${PRIMARY[@]}" ;;
+  rest) train_arms "${SINGLE[@]}" ;;
+  track) track "${ARMS[@]}" ;;
+  compare) compare "${ARMS[@]}" ;;
+  # Q1 first (amendment 2); the last compare and track reuse every record the first ones wrote
+  all) stamp sweep && sweep && stamp primary && train_arms "${PRIMARY[@]}" && compare "${PRIMARY[@]}" &&
+    track "${PRIMARY[@]}" && stamp rest && train_arms "${SINGLE[@]}" && stamp compare && compare "${ARMS[@]}" &&
+    stamp track && track "${ARMS[@]}" && stamp done ;;
+  *) echo "paper_demo.sh: unknown stage '$STAGE' (far | sweep | primary | rest | track | compare | all)" >&2; exit 2 ;;
 esac
 echo "paper_demo.sh $STAGE: $((SECONDS - start)) s"
