@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from harness.types import Checkpoint
 
 Z95 = 1.959963984540054
+# hparams that are not the recipe: the seed, and what a run measured about itself (an RL run's steps without
+# learning signal differ from seed to seed and must not split its replicates)
+NOT_RECIPE = frozenset({"seed", "no_signal_steps"})
 
 
 def assign(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
@@ -37,7 +40,7 @@ def assign(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
         if c.group:
             key = "explicit:" + c.group
         elif "seed" in c.hparams:
-            recipe = {k: v for k, v in c.hparams.items() if k != "seed"}
+            recipe = {k: v for k, v in c.hparams.items() if k not in NOT_RECIPE}
             key = "recipe:" + stable_hash([c.base, c.method, sorted(c.trained_on), recipe])
         else:
             key = "single:" + c.id

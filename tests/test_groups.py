@@ -172,6 +172,8 @@ def test_group_assignment() -> None:
         _ck("sft-s2", lr=1e-4, seed=2),
         _ck("sft-step10", lr=1e-4, seed=0, step=10),  # another step of a run: not a replicate
         _ck("grpo-s0", "grpo", lr=1e-4, seed=0),
+        _ck("rl-s0", "grpo", lr=2e-5, seed=0, no_signal_steps=5),
+        _ck("rl-s1", "grpo", lr=2e-5, seed=1, no_signal_steps=6),  # an outcome, not the recipe: same group
         _ck("x"),
         _ck("y"),
         _ck("p", lr=1e-4),
@@ -184,6 +186,7 @@ def test_group_assignment() -> None:
     assert (g["sft-step10"], g["grpo-s0"], g["x"], g["y"], g["p"], g["q"]) == ("sft-step10", "grpo-s0", "x", "y",
                                                                                "p", "q")  # fmt: skip
     assert g["e1"] == g["e2"] == "mine"
+    assert g["rl-s0"] == g["rl-s1"] == "rl-s (2 seeds)"
     res, cands, _ = study({"sft": [4], "grpo": [4]})
     with pytest.raises(ComparisonError, match="group 'g'"):
         compare(res, "base", cands, n_boot=50, groups={"sft-s0": "g", "grpo-s0": "g"})
