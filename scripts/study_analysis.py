@@ -77,7 +77,9 @@ def export() -> None:
                 print(f"not evaluated (left out): {e['id']} {suite}", file=sys.stderr)
                 continue
             (r,) = res.values()
-            rows += [(e["id"], e["arm"], e["run"], e["step"], suite, i, s) for i, s in zip(r.item_ids, r.scores)]
+            rows += [
+                (e["id"], e["arm"], e["run"], e["step"], suite, i, s) for i, s in zip(r.item_ids, r.scores, strict=True)
+            ]
     with gzip.open(ITEMS, "wt", newline="") as f:
         w = csv.writer(f)
         w.writerow(["checkpoint", "arm", "run", "step", "suite", "item", "score"])
@@ -233,7 +235,8 @@ def q1(st: Study, draws: dict, steps: list[int]) -> list[str]:
     top = min(float(curves[a][0].max()) for a in curves)
     dfin = curves["sft-far"][2][-1] - curves["grpo"][2][-1]
     bfin = curves["sft-far"][3][:, -1] - curves["grpo"][3][:, -1]
-    out.append(f"Highest mean gain reached: sft-far {curves['sft-far'][0].max():+.1f}, grpo {curves['grpo'][0].max():+.1f}.")
+    reached = ", ".join(f"{a} {curves[a][0].max():+.1f}" for a in curves)
+    out.append(f"Highest mean gain reached: {reached}.")
     if top <= 0:
         out += ["", "**No matched gain**: an arm never gains on its mean trajectory, so the declared reading has no "
                 "common level. Decision (STUDY.md): cannot tell at matched gain.",
@@ -303,7 +306,7 @@ def q3(finals: dict) -> list[str]:
         adj[i] = run
     out = ["## Q3: the paper's relations (step 24, Holm over the family)", "",
            "| relation | drop difference [95% CI] | p | Holm p | verdict |", "|---|---|---|---|---|"]  # fmt: skip
-    for (text, d, diff, p), pa in zip(rows, adj):
+    for (text, d, diff, p), pa in zip(rows, adj, strict=True):
         v = ("confirms" if d < 0 else "refutes") if pa <= 0.05 else "cannot tell"
         out.append(f"| {text} | {fmt(d, *ci(diff))} | {p:.3g} | {pa:.3g} | {v} |")
     return out + [""]
