@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from harness.decisions import holm, read_curve  # Holm; compare's matched-gain reading (the sensitivity check)
+from harness.stats import percentile_ci
+
 OUT = Path("reports/paper-demo")
 ITEMS = OUT / "items.csv.gz"
 BASE = "smollm2-135m"
@@ -158,8 +161,7 @@ class Study:
 
 
 def ci(b: np.ndarray) -> tuple[float, float]:
-    b = b[np.isfinite(b)]
-    return float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))
+    return percentile_ci(b[np.isfinite(b)])  # unreadable (nan) resamples are counted apart, never read
 
 
 def p_two_sided(b: np.ndarray) -> float:
@@ -167,9 +169,11 @@ def p_two_sided(b: np.ndarray) -> float:
     return float(min(1.0, 2 * min((b <= 0).mean(), (b >= 0).mean())))
 
 
-def read_curve(level: float, gains: np.ndarray, drops: np.ndarray) -> float:
-    """The drop where the piecewise-linear curve (base at (0, 0), then steps in order) first reaches `level`
-    gain; nan when it never does (never extrapolated)."""
+def read_trajectory(level: float, gains: np.ndarray, drops: np.ndarray) -> float:
+    """The drop where the run's path (base at (0, 0), then its steps in order) first reaches `level` gain; nan
+    when it never does (never extrapolated). Not decisions.read_curve: that one reads unordered checkpoints
+    (an lr sweep) on a line through the base and the positive-gain points, so a run that first loses its target
+    and then recovers would be read on a line none of its checkpoints lies on."""
     g, d = np.concatenate([[0.0], gains]), np.concatenate([[0.0], drops])
     for k in range(1, len(g)):
         lo, hi = g[k - 1], g[k]
@@ -248,14 +252,21 @@ def q1(st: Study, draws: dict, steps: list[int]) -> list[str]:
     verdicts = []
     for k in (1, 2, 3):
         level = top * k / 4
-        pts = {a: read_curve(level, c[0], c[2]) for a, c in curves.items()}
-        bs = {a: np.array([read_curve(level, c[1][r], c[3][r]) for r in range(N_BOOT)]) for a, c in curves.items()}
+        pts = {a: read_trajectory(level, c[0], c[2]) for a, c in curves.items()}
+        bs = {a: np.array([read_trajectory(level, c[1][r], c[3][r]) for r in range(N_BOOT)]) for a, c in curves.items()}
         diff = bs["sft-far"] - bs["grpo"]
         lo, hi = ci(diff)
         verdicts.append("supports" if lo > 0 else "contradicts" if hi < 0 else "cannot tell")
         out.append(f"| {level:.1f} | {pts['sft-far']:+.1f} | {pts['grpo']:+.1f} | "
                    f"{fmt(pts['sft-far'] - pts['grpo'], lo, hi)} | {int(np.isnan(diff).sum())} |")  # fmt: skip
+    mid = top / 2  # the same middle level, read as compare reads checkpoints (decisions.read_curve)
+    cp = {a: read_curve(mid, c[0], c[2]) for a, c in curves.items()}
+    cb = {a: np.array([read_curve(mid, c[1][r], c[3][r]) for r in range(N_BOOT)]) for a, c in curves.items()}
+    cdiff = cb["sft-far"] - cb["grpo"]
     out += ["", f"Decision at the middle level (STUDY.md's rule): **{verdicts[1]}**.",
+            f"Sensitivity: compare's reading (a line through the base and the positive-gain points, step order "
+            f"ignored) at {mid:.1f}: {fmt(cp['sft-far'] - cp['grpo'], *ci(cdiff))} "
+            f"({int(np.isnan(cdiff).sum())} unreadable).",
             f"Unmatched, at step 24: {fmt(dfin, *ci(bfin))} (p = {p_two_sided(bfin):.3g}).", ""]  # fmt: skip
     return out
 
@@ -299,11 +310,7 @@ def q3(finals: dict) -> list[str]:
         if a in finals and b in finals:
             diff = finals[a][3] - finals[b][3]
             rows.append((text, finals[a][2] - finals[b][2], diff, p_two_sided(diff)))
-    order = sorted(range(len(rows)), key=lambda i: rows[i][3])
-    adj, run = [0.0] * len(rows), 0.0
-    for k, i in enumerate(order):
-        run = max(run, min(1.0, (len(rows) - k) * rows[i][3]))
-        adj[i] = run
+    adj = holm([r[3] for r in rows])
     out = ["## Q3: the paper's relations (step 24, Holm over the family)", "",
            "| relation | drop difference [95% CI] | p | Holm p | verdict |", "|---|---|---|---|---|"]  # fmt: skip
     for (text, d, diff, p), pa in zip(rows, adj, strict=True):

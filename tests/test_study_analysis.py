@@ -73,4 +73,4 @@ def test_no_planted_difference_cannot_tell(sa) -> None:
 def test_no_gain_no_matched_level(sa) -> None:
     plant(sa, far_drop=8.0, grpo_gain=0.0)
     assert "**No matched gain**" in sa.analyse()
-    assert np.isnan(sa.read_curve(5.0, np.array([1.0, 2.0]), np.array([0.5, 1.0])))  # never extrapolated
+    assert np.isnan(sa.read_trajectory(5.0, np.array([1.0, 2.0]), np.array([0.5, 1.0])))  # never extrapolated
