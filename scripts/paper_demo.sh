@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The study of reports/paper-demo/STUDY.md: does training data further from the model's own distribution forget
 # more at matched gain? Five arms on one target (addsub), one budget (24 optimizer steps of 16 sequences,
-# constant lr), checkpoints at steps 8/16/24, all on the 2-core CPU. Amendment 2: three seeds for sft-far and
-# grpo (the primary contrast), one for sft-own, self-sft and iter-sft; SFT at lr 1e-4, GRPO's lr swept on seed 0.
+# constant lr), checkpoints at steps 8/16/24, all on the 2-core CPU. Three seeds per arm (amendment 3; sft-far and
+# grpo first, the primary contrast); SFT at lr 1e-4, GRPO's lr swept on seed 0 (amendment 2).
 #
-#   bash scripts/paper_demo.sh              # the whole study (~2 h); resumes where it stopped
+#   bash scripts/paper_demo.sh              # the whole study (~3 h); resumes where it stopped
 #   bash scripts/paper_demo.sh sweep        # one stage: far | sweep | primary | rest | track | compare
 #   STUDY=demo bash scripts/paper_demo.sh   # README command 1's part: sft-far and grpo, seed 0, small eval
 #
@@ -23,8 +23,8 @@ OUT=reports/paper-demo
 REG="$OUT/checkpoints.yaml"
 FAR="$OUT/data/sft-far.jsonl"
 ARMS=(sft-far sft-own self-sft iter-sft grpo)
-PRIMARY=(sft-far grpo)  # three seeds each (Q1)
-SINGLE=(sft-own self-sft iter-sft)  # seed 0 only (amendment 2)
+PRIMARY=(sft-far grpo)  # the primary contrast (Q1): trained, scored and tracked first
+SINGLE=(sft-own self-sft iter-sft)  # the other arms (seed 0 only in amendment 2; 3 seeds since amendment 3)
 SFT_LR=1e-4
 LRS=(2e-5 1e-4)  # GRPO's sweep
 # The analysis suites, fixed from the base alone (STUDY.md, amendment 1): the target and 7 informative
@@ -141,7 +141,7 @@ PY
 
 chosen_lr() { awk -F'\t' -v a="$1" '$1 == a && $4 == "*" {print $2}' "$OUT/sweep/chosen.tsv"; }
 
-seeds_of() { case $1 in sft-far | grpo) echo 0 1 2 ;; *) echo 0 ;; esac; }
+seeds_of() { echo 0 1 2; }  # every arm (amendment 3)
 
 # train_arms ARM...: every seed of each arm at its chosen rate
 train_arms() {
