@@ -1,13 +1,17 @@
 """How off-policy is a training set for a model: the base's per-token negative log-likelihood of the assistant
 tokens (the paper's mechanism: the further SFT data is from the model's own distribution, the more it forgets).
 
-DATA is a chat jsonl (harness/chatdata.py) or `suite:NAME[:options]`, that suite's SFT data as `train sft` builds
-it (train split, the suite's expert response per item). The score is the token-mean NLL over every assistant
+DATA is a chat jsonl (harness/chatdata.py), `suite:NAME[:options]` (that suite's SFT data as `train sft` builds
+it: train split, the suite's expert response per item) or `rollouts:PATH[:step=N]` (an RL run's rollouts.jsonl,
+the rollouts of step N, default 0: the sequences an RL step trains on, each closed by the end-of-turn token only
+when it finished, as harness/train/data.py builds them). The score is the token-mean NLL over every assistant
 token (response + end of turn, the tokens an SFT step trains on), the fraction of those tokens whose perplexity
 exp(NLL) is above a threshold, and the examples with the highest mean NLL. Every SFT run computes the same at
-step 0 from its own sequences (harness/train/sft.py) and records it as `data_score`.
+step 0 from its own sequences (harness/train/sft.py), and every RL run from its first step's rollouts
+(harness/train/rl.py), and records it as `data_score`.
 
     forgetbench data-score suite:addsub --base smollm2-135m --limit 200
+    forgetbench data-score rollouts:runs/grpo/rollouts.jsonl:step=0 --base smollm2-135m
 """
 
 from __future__ import annotations
@@ -105,6 +109,50 @@ def suite_chats(spec: str, limit: int | None = None) -> list[Chat]:
     ]
 
 
+@dataclass(frozen=True)
+class Rollouts:
+    """An RL run's logged rollouts of one step: prompts already rendered by the run's chat template."""
+
+    prompts: tuple[str, ...]
+    completions: tuple[str, ...]
+    finished: tuple[bool, ...]
+    wheres: tuple[str, ...]
+
+
+def load_rollouts(spec: str, limit: int | None = None) -> Rollouts:
+    """`PATH[:step=N]` -> the rollouts of step N (default 0) in the order the run logged them."""
+    from harness.chatdata import DataError
+    from harness.train.rollout import read_rollouts
+
+    path, _, opt = spec.partition(":step=")
+    try:
+        step = int(opt) if opt else 0
+    except ValueError:
+        raise DataError(f"rollouts:{spec}: step must be an integer, got {opt!r}") from None
+    try:
+        rows = [r for r in read_rollouts(Path(path)) if r.get("step") == step]
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"rollouts:{path}: cannot read the rollouts ({e})") from None
+    if not rows:
+        raise DataError(f"rollouts:{path}: no rollouts of step {step}")
+    if missing := {"prompt", "completion", "finish_reason"} - set(rows[0]):
+        raise DataError(f"rollouts:{path}: not a rollouts.jsonl (rows lack {', '.join(sorted(missing))})")
+    rows = rows[:limit] if limit else rows
+    return Rollouts(
+        tuple(r["prompt"] for r in rows),
+        tuple(r["completion"] for r in rows),
+        tuple(r["finish_reason"] == "stop" for r in rows),
+        tuple(f"{path}: step {step} {r.get('item_id', '?')} sample {r.get('sample', '?')}" for r in rows),
+    )
+
+
+def rollout_score(engine: Any, ro: Rollouts, ppl_threshold: float = PPL_THRESHOLD, top: int = TOP) -> DataScore:
+    """Score an RL step's rollouts as the trainer's step-0 score does: an unfinished rollout has no end of turn."""
+    lps = engine.token_logprobs(list(ro.prompts), list(ro.completions))
+    lps = [row if done else row[:-1] for row, done in zip(lps, ro.finished, strict=True)]
+    return score_tokens(lps, ro.wheres, ro.completions, ppl_threshold, top)
+
+
 def load_data(data: str, limit: int | None = None) -> list[Chat]:
     """`suite:NAME[:options]` or a chat jsonl path; the first `limit` examples when asked."""
     if data.startswith("suite:"):
@@ -144,7 +192,9 @@ def print_score(console: Console, ds: DataScore, label: str) -> None:
 
 
 def data_score_cmd(
-    data: Annotated[str, typer.Argument(help="a chat jsonl file, or suite:NAME for that suite's SFT data")],
+    data: Annotated[
+        str, typer.Argument(help="a chat jsonl file, suite:NAME (that suite's SFT data) or rollouts:PATH[:step=N]")
+    ],
     base: Annotated[str, typer.Option("--base", help="the model scoring it: registry id or path")],
     registry: Annotated[Path, typer.Option("--registry", help="resolves --base")] = Path("checkpoints.yaml"),
     limit: Annotated[int | None, typer.Option("--limit", help="first N examples")] = None,
@@ -163,7 +213,9 @@ def data_score_cmd(
     try:
         if ppl_threshold <= 1:
             raise typer.BadParameter("--ppl-threshold must be above 1")
-        chats = load_data(data, limit)  # validated whole before any model loads
+        # validated whole before any model loads
+        rollouts = load_rollouts(data.removeprefix("rollouts:"), limit) if data.startswith("rollouts:") else None
+        chats = load_data(data, limit) if rollouts is None else []
         reg = Registry.load(registry)
         ckpt = reg.resolve(base)
         if ckpt.format == "fake" and engine != "fake":
@@ -171,7 +223,10 @@ def data_score_cmd(
         eng = make_engine(engine)
         try:
             eng.load(materialise(ckpt, reg.lineage(ckpt)))
-            ds = engine_score(eng, chats, ckpt.system_prompt, ppl_threshold, top)
+            if rollouts is not None:
+                ds = rollout_score(eng, rollouts, ppl_threshold, top)
+            else:
+                ds = engine_score(eng, chats, ckpt.system_prompt, ppl_threshold, top)
         finally:
             eng.close()
     except (ForgetbenchError, EngineError) as e:

@@ -136,6 +136,30 @@ def test_grpo_reward_is_the_suites_score(registry: Path, tmp_path: Path) -> None
     assert all("kl" in r for r in _steps(cfg.out))
 
 
+def test_grpo_records_its_first_rollouts_data_score_as_the_command_computes_it(registry: Path, tmp_path: Path):
+    """The RL run's data score is its step-0 rollouts under the base; `data-score rollouts:` recomputes it from
+    rollouts.jsonl (finished rollouts closed by end of turn, truncated ones not) and gets the same number."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    cfg = _cfg("grpo", registry, tmp_path, max_new_tokens=4)
+    (ckpt,) = train(cfg, suite=SpySuite())
+    step0 = next(r["data_score"] for r in map(json.loads, (cfg.out / "log.jsonl").read_text().splitlines())
+                 if "data_score" in r)  # fmt: skip
+    assert step0["n_examples"] == 2 * 3 and Registry.load(registry).by_id[ckpt.id].data_score == step0
+    rows = [r for r in read_rollouts(cfg.out / "rollouts.jsonl") if r["step"] == 0]
+    assert {r["finish_reason"] for r in rows} == {"stop", "length"}  # both kinds, so the end-of-turn rule counts
+    cmd = ["data-score", f"rollouts:{cfg.out / 'rollouts.jsonl'}:step=0", "--base", "tiny", "--registry", str(registry)]
+    res = CliRunner().invoke(app, [*cmd, "--json"])
+    assert res.exit_code == 0, res.output
+    ds = json.loads(res.stdout)
+    assert ds["n_tokens"] == step0["n_tokens"] and ds["mean_nll"] == pytest.approx(step0["mean_nll"], abs=1e-4)
+    assert "step 0 spy-train-" in ds["top"][0]["where"]
+    res = CliRunner().invoke(app, [*cmd[:1], f"rollouts:{cfg.out / 'rollouts.jsonl'}:step=9", *cmd[2:]])
+    assert res.exit_code == 2 and "no rollouts of step 9" in res.stderr
+
+
 def test_group_advantages() -> None:
     r = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
     a = group_advantages(r, "group")

@@ -25,6 +25,7 @@ from harness.train.config import GRPOConfig
 from harness.train.data import collate, micro_batches
 from harness.train.policy import load_reference, token_logprobs
 from harness.train.session import Session, StepBar
+from harness.train.sft import score_data
 from harness.types import Decoding, Item
 
 
@@ -80,6 +81,8 @@ def rl_step(s: Session, ref: Reference | None, prompts: list[Item], step: int, t
         for j, (_, out, _) in enumerate(rows)
     ]
     n_seq = len(prompts) * g  # the loss is a mean over all sequences of the global batch
+    if step == 0 and examples:  # the data score (harness/datascore.py): the first rollouts under the base
+        score_data(s, examples, [f"step 0 {mine[j // g].id} sample {j % g}" for j in range(len(examples))])
     if cfg.beta == 0 and s.world == 1:
         # A zero-advantage sequence adds exactly 0 to the loss when there is no KL term: skip its forward.
         examples = [e for e in examples if e.weight != 0]

@@ -139,8 +139,8 @@ def sft_step(s: Session, batch: list[Example], step: int, total: int) -> dict[st
 @torch.no_grad()
 def score_data(s: Session, examples: list[Example], wheres: list[str] | None = None) -> None:
     """The data's score (harness/datascore.py) under the policy before its first update, i.e. the base: the
-    token-mean NLL of exactly the response tokens SFT trains on. Logged at step 0; every checkpoint of the run
-    records it (Saver.data_score -> .pt metadata and registry entry)."""
+    token-mean NLL of exactly the response tokens a step trains on (SFT data, or an RL step's rollouts). Logged
+    at step 0; every checkpoint of the run records it (Saver.data_score -> .pt metadata and registry entry)."""
     from harness.datascore import score_tokens
 
     if not examples:
