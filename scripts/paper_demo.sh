@@ -159,6 +159,38 @@ finals() {
   done
 }
 
+# rl_data_scores: a grpo run trained before RL runs recorded their data score gets it from its logged step-0
+# rollouts (the number the trainer now records, harness/train/rl.py), written to the run's registry entries.
+rl_data_scores() {
+  local missing
+  # shellcheck disable=SC2046
+  missing=$("$PY" -c 'import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+print(" ".join(c["id"] for c in doc["checkpoints"] if c["id"] in sys.argv[2:] and not c.get("data_score")))' \
+    "$REG" $(finals grpo))
+  for name in $missing; do
+    "$FB" data-score "rollouts:$OUT/train/$name/rollouts.jsonl:step=0" --base smollm2-135m --registry "$REG" \
+      --json >"$OUT/logs/data-score-$name.json" || return
+    "$PY" - "$REG" "$name" "$OUT/logs/data-score-$name.json" <<'PY'
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+path, name, score = Path(sys.argv[1]), sys.argv[2], json.loads(Path(sys.argv[3]).read_text())
+keep = ("mean_nll", "frac_above", "ppl_threshold", "n_examples", "n_tokens")
+summary = {k: round(score[k], 4) if isinstance(score[k], float) else score[k] for k in keep}
+doc = yaml.safe_load(path.read_text())
+for c in doc["checkpoints"]:
+    if (c["id"] == name or c["id"].startswith(name + "-step")) and not c.get("data_score"):
+        c["data_score"] = summary
+path.write_text(yaml.safe_dump(doc, sort_keys=False))
+print(f"{name}: data score {summary['mean_nll']} nats/token over {summary['n_tokens']} tokens")
+PY
+  done
+}
+
 # Trajectories: every run of ARM... through `track` (one engine per run), 30 items per suite, addsub 100.
 track() {
   local runs=()
@@ -170,6 +202,7 @@ track() {
 # The final checkpoints (step 24) of ARM... on the full item set, seeds forming replicate groups; then MMLU
 # re-scored lenient from the same generations (content only, no new generation).
 compare() {
+  rl_data_scores
   # shellcheck disable=SC2046
   "$FB" compare smollm2-135m $(finals "$@") --registry "$REG" --suites "$SUITES,mmlu" --suite-limit "$FINAL_LIMITS" \
     --max-new-tokens 96 --no-noise-floor --out "$OUT/compare" >"$OUT/logs/compare.log" 2>&1
