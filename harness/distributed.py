@@ -35,7 +35,14 @@ from harness.store import is_url
 from harness.suites import Suite
 
 # Our own settings travel to the workers; everything else about a node is the node's business.
-_ENV = ("FORGETBENCH_HOME", "FORGETBENCH_DATA")
+# What a worker must see as the driver does: where data and the store live, and where the WildGuard judge's
+# weights are (harness.judges.WILDGUARD_ENV), so harmbench/wildjailbreak score on a node as they do locally.
+_ENV = ("FORGETBENCH_HOME", "FORGETBENCH_DATA", "FORGETBENCH_WILDGUARD")
+
+
+def worker_env() -> dict[str, str]:
+    """The driver's settings that every Ray worker gets (runtime_env env_vars)."""
+    return {k: os.environ[k] for k in _ENV if k in os.environ}
 
 
 class DistributedError(EngineError):
@@ -126,7 +133,7 @@ def run_plan(
     # The workers run this very code (not whatever forgetbench a node has installed) with our settings.
     runtime_env = {
         "py_modules": [harness, suites_pkg],
-        "env_vars": {k: os.environ[k] for k in _ENV if k in os.environ},
+        "env_vars": worker_env(),
     }
     try:
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING", log_to_driver=False)

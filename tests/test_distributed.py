@@ -65,6 +65,16 @@ def test_ray_flag_without_ray_is_one_line_exit_2(tmp_path: Path, monkeypatch: py
     assert res.exit_code == 2 and "ray extra" in res.output and "Traceback" not in res.output
 
 
+def test_workers_get_the_wildguard_weights_location(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.distributed import worker_env
+    from harness.judges import WILDGUARD_ENV
+
+    monkeypatch.setenv(WILDGUARD_ENV, "/models/wildguard")
+    monkeypatch.delenv("FORGETBENCH_DATA", raising=False)
+    env = worker_env()
+    assert env[WILDGUARD_ENV] == "/models/wildguard" and "FORGETBENCH_DATA" not in env
+
+
 def test_without_ray_flag_ray_is_never_imported(tmp_path: Path) -> None:
     write_fake(tmp_path / "a.fake.json", {"arithmetic": 0.5}, 4)
     write_fake(tmp_path / "b.fake.json", {"arithmetic": 0.9}, 4, seed=3)
