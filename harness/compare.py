@@ -149,16 +149,6 @@ def benjamini_hochberg(p: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def pareto_dominators(points: Mapping[str, tuple[float, float]]) -> dict[str, list[str]]:
-    """For (gain, drop) points: who dominates whom (gain >=, drop <=, one strictly)."""
-    out: dict[str, list[str]] = {k: [] for k in points}
-    for a, (ga, da) in points.items():
-        for b, (gb, db) in points.items():
-            if a != b and gb >= ga and db <= da and (gb > ga or db < da):
-                out[a].append(b)
-    return out
-
-
 def compare(
     results: Mapping[str, Mapping[str, SuiteResult]],
     base: str,

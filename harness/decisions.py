@@ -74,6 +74,23 @@ def resolved_dominators(
     return out
 
 
+Interval = tuple[float, float]
+
+
+def interval_dominators(points: Mapping[str, tuple[float, Interval, float, Interval]]) -> dict[str, list[str]]:
+    """Dominance for rows that share no resamples (the leaderboard joins comparisons run apart): b dominates a
+    when b is better on one axis with the two 95% intervals apart (b's gain interval above a's, or b's drop
+    interval below a's), and not worse on the other by the point estimate. Conservative: intervals that
+    overlap can still differ, so an undominated row is "not shown dominated", not "on the frontier for sure".
+    Points are (gain, gain interval, drop, drop interval); the base is (0, (0, 0), 0, (0, 0))."""
+    out: dict[str, list[str]] = {k: [] for k in points}
+    for a, (ga, (_, ga_hi), da, (da_lo, _)) in points.items():
+        for b, (gb, (gb_lo, _), db, (_, db_hi)) in points.items():
+            if a != b and ((gb_lo > ga_hi and db <= da) or (db_hi < da_lo and gb >= ga)):
+                out[a].append(b)
+    return out
+
+
 def pareto_by_target(
     items: Sequence[CheckpointSummary | GroupSummary],
     name: Any,

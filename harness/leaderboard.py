@@ -38,7 +38,7 @@ import typer
 from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
-from harness.compare import pareto_dominators
+from harness.decisions import interval_dominators
 from harness.errors import ForgetbenchError
 from harness.fmt import pp as _pp
 from harness.fsio import UnsafePathError, read_nofollow
@@ -303,15 +303,17 @@ def collect(root: Path, warn: list[str]) -> tuple[list[Group], dict[str, Path]]:
 
 
 def _rank(g: Group) -> None:
-    """Default order (base first, then least drop) and Pareto dominance among same-target checkpoints."""
+    """Default order (base first, then least drop) and resolved Pareto dominance among same-target checkpoints:
+    rows come from comparisons run apart (no shared resamples), so by 95% intervals that do not overlap."""
     g.entries.sort(key=lambda e: (not e.is_base, e.drop is None, e.drop if e.drop is not None else 0.0, e.checkpoint))
-    by_target: dict[tuple[str, ...], dict[str, tuple[float, float]]] = {}
+    by_target: dict[tuple[str, ...], dict[str, tuple[float, tuple[float, float], float, tuple[float, float]]]] = {}
     for e in g.entries:
         if e.gain is not None and e.drop is not None:
-            by_target.setdefault(tuple(sorted(e.trained_on)), {})[e.key()] = (e.gain, e.drop)
+            gain_ci, drop_ci = e.gain_ci or (e.gain, e.gain), e.drop_ci or (e.drop, e.drop)
+            by_target.setdefault(tuple(sorted(e.trained_on)), {})[e.key()] = (e.gain, gain_ci, e.drop, drop_ci)
     for points in by_target.values():
-        # gain is only comparable between checkpoints trained for the same suites; the base is (0, 0)
-        dom = pareto_dominators(points | {"\0base": (0.0, 0.0)})
+        # gain is only comparable between checkpoints trained for the same suites; the base is (0, 0), exact
+        dom = interval_dominators(points | {"\0base": (0.0, (0.0, 0.0), 0.0, (0.0, 0.0))})
         for e in g.entries:
             if e.key() in points:
                 e.dominated_by = sorted(g.base if k == "\0base" else k.split("\0")[0] for k in dom[e.key()])
@@ -362,7 +364,7 @@ def frontier_figure(g: Group) -> dict[str, Any] | None:
                    "text": [g.base], "textposition": "bottom center",
                    "marker": {"size": 11, "symbol": "diamond", "color": "#444"}})  # fmt: skip
     layout = {
-        "title": {"text": "gain vs drop (points; up and left is better; x = dominated)"},
+        "title": {"text": "gain vs drop (points; up and left is better; x = dominated, 95% intervals apart)"},
         "xaxis": {"title": {"text": "drop (positive = forgetting)"}, "zeroline": True},
         "yaxis": {"title": {"text": "gain on target suites"}, "zeroline": True},
         "height": 420,

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.compare import ComparisonError, benjamini_hochberg, compare, paired_p_value, pareto_dominators
+from harness.compare import ComparisonError, benjamini_hochberg, compare, paired_p_value
+from harness.decisions import interval_dominators
 from harness.types import SuiteResult
 
 
@@ -78,10 +79,20 @@ def test_no_trained_on_gives_deltas_only() -> None:
     assert any("per-suite deltas only" in n for n in s.notes)
 
 
-def test_pareto_and_base_point() -> None:
-    dom = pareto_dominators({"a": (10, 5), "b": (12, 3), "c": (5, 10), "base": (0, 0), "d": (20, 30)})
-    assert dom["a"] == ["b"] and set(dom["c"]) == {"a", "b"} and dom["b"] == [] and dom["d"] == []
-    assert "base" in pareto_dominators({"x": (-1, 2), "base": (0, 0)})["x"]
+def test_interval_dominance_needs_intervals_apart() -> None:
+    """The leaderboard's rule: better points alone dominate nothing; an axis with the intervals apart does."""
+
+    def pt(g: float, d: float, w: float) -> tuple[float, tuple[float, float], float, tuple[float, float]]:
+        return (g, (g - w, g + w), d, (d - w, d + w))
+
+    base = (0.0, (0.0, 0.0), 0.0, (0.0, 0.0))
+    dom = interval_dominators({"a": pt(10, 5, 1), "b": pt(13, 3, 1), "close": pt(10.5, 4.5, 1), "base": base})
+    assert dom["a"] == ["b"]  # b's gain interval [12, 14] lies above a's [9, 11], and b's drop is lower
+    assert dom["close"] == ["b"] and "close" not in dom["a"]  # close beats a on both points, intervals overlap
+    assert dom["b"] == [] and dom["base"] == []
+    x = {"x": pt(-3, 2, 1), "base": base}  # gain interval [-4, -2] lies below the base's exact 0
+    assert interval_dominators(x)["x"] == ["base"]
+    assert interval_dominators({"y": pt(-0.5, 0.5, 1), "base": base})["y"] == []  # both intervals cover 0
 
 
 def test_bh_matches_hand_computation() -> None:
