@@ -97,8 +97,7 @@ def score_tokens(
 def suite_chats(spec: str, limit: int | None = None) -> list[Chat]:
     """A suite's SFT data as `train sft --suite` builds it: train split, prompt + the suite's expert response."""
     from harness.chatdata import DataError
-    from harness.suites import Suite, get_suite
-    from harness.train.run import train_items
+    from harness.suites import Suite, get_suite, train_items
 
     suite = get_suite(spec)
     if not suite.has_reference and type(suite).expert is Suite.expert:

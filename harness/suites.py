@@ -404,3 +404,15 @@ def load_items(suite: Suite, limit: int | None = None, split: str = "eval") -> l
     if len(set(ids)) != len(ids):
         raise SuiteError(f"suite {suite.name}: duplicate item ids")
     return items[:limit] if limit else items
+
+
+def train_items(suite: Suite, limit: int | None = None) -> list[Item]:
+    """The train split's first `limit` items (what `train` and `data-score suite:` use); a one-line error when the
+    suite has none."""
+    try:
+        items = load_items(suite, limit, split="train")
+    except (SuiteError, KeyError, ValueError) as e:
+        raise SuiteError(f"suite {suite.name} has no train split: {e}") from None
+    if not items:
+        raise SuiteError(f"suite {suite.name}: the train split is empty")
+    return items

@@ -184,7 +184,7 @@ summary = {k: round(score[k], 4) if isinstance(score[k], float) else score[k] fo
 doc = yaml.safe_load(path.read_text())
 for c in doc["checkpoints"]:
     if (c["id"] == name or c["id"].startswith(name + "-step")) and not c.get("data_score"):
-        c["data_score"] = summary
+        c["data_score"] = dict(summary)  # a copy each: a shared dict would be dumped as a YAML alias
 path.write_text(yaml.safe_dump(doc, sort_keys=False))
 print(f"{name}: data score {summary['mean_nll']} nats/token over {summary['n_tokens']} tokens")
 PY

@@ -23,7 +23,7 @@ from rich.console import Console
 from harness.chatdata import file_sha256, read_chats
 from harness.checkpoints.registry import Registry, RegistryError
 from harness.checkpoints.weights import materialise
-from harness.suites import Suite, SuiteError, get_suite, load_items
+from harness.suites import Suite, get_suite, train_items
 from harness.train.config import RL_METHODS, ConfigError, TrainConfig
 from harness.train.data import ChatFormat
 from harness.train.policy import (
@@ -40,16 +40,6 @@ from harness.train.rollout import RolloutLog, Sampler
 from harness.train.session import Session, StepBar, lr_at  # noqa: F401 (StepBar, lr_at: the old import path)
 from harness.train.sft import train_sft
 from harness.types import Checkpoint, Item
-
-
-def train_items(suite: Suite, limit: int | None) -> list[Item]:
-    try:
-        items = load_items(suite, limit, split="train")
-    except (SuiteError, KeyError, ValueError) as e:
-        raise SuiteError(f"suite {suite.name} has no train split: {e}") from None
-    if not items:
-        raise SuiteError(f"suite {suite.name}: the train split is empty")
-    return items
 
 
 def check_suite(cfg: TrainConfig, suite: Suite) -> None:
