@@ -32,6 +32,15 @@ Z95 = 1.959963984540054
 NOT_RECIPE = frozenset({"seed", "no_signal_steps"})
 
 
+def _shared_name(ids: Sequence[str]) -> str:
+    """The members' common prefix, cut back to whole name parts: sft-lr1e-4-s0/s1/s2 -> sft-lr1e-4 (not ...-s)."""
+    prefix = os.path.commonprefix(list(ids))
+    if any(len(i) > len(prefix) and i[len(prefix)] not in "-_." for i in ids):
+        cut = max(prefix.rfind(c) for c in "-_.")  # the prefix ends inside a part (the seed's "s"): drop that part
+        prefix = prefix[:cut] if cut > 0 else prefix
+    return prefix.rstrip("-_.") or ids[0]
+
+
 def assign(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
     """checkpoint id -> group name for the candidates: explicit `group` first, else derived from the recipe."""
     keys: dict[str, str] = {}
@@ -53,8 +62,7 @@ def assign(ckpts: Sequence[Checkpoint]) -> dict[str, str]:
         elif len(ids) == 1:
             names[key] = ids[0]
         else:
-            prefix = os.path.commonprefix(ids).rstrip("-_.") or ids[0]
-            names[key] = f"{prefix} ({len(ids)} seeds)"
+            names[key] = f"{_shared_name(ids)} ({len(ids)} seeds)"
     return {cid: names[key] for cid, key in keys.items()}
 
 

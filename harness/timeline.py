@@ -1,6 +1,7 @@
 """The forgetting timeline of training runs (pure: numpy, no torch): gain and drop against step with paired 95%
-CIs, per-suite curves, per-item turnover, an adjacent-checkpoint noise floor, and the best checkpoint under a
-drop budget (`--max-drop`). Rendered by harness/track_report.py; computed from SuiteResults the store gave.
+CIs, per-suite curves, per-item turnover, an adjacent-checkpoint noise floor, the best checkpoint under a
+drop budget (`--max-drop`), and for runs that are seeds of one recipe, the method's mean trajectory. Rendered
+by harness/track_report.py; computed from SuiteResults the store gave.
 
 Statistics are compare's: every checkpoint is paired with the base item by item and resampled with the same
 per-suite bootstrap indices (harness.compare.boot_indices, harness.stats.paired_boot), so a point's CI here is
@@ -19,6 +20,7 @@ import numpy as np
 
 from harness import informative, stats
 from harness.compare import _aligned, _headline, boot_indices, check_comparable
+from harness.groups import two_level
 from harness.types import SuiteResult
 
 
@@ -49,10 +51,12 @@ def analyse(
     max_items: int = 300,
     chance: Mapping[str, float] | None = None,
     ceiling: Mapping[str, float] | None = None,
+    groups: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole timeline as plain JSON-able data (results.json holds it as is). `chance` / `ceiling` per suite
     decide, from the base alone, which suites are informative (harness/informative.py, as compare does): `drop`
-    is over the informative non-target suites (over all of them when none is), `drop_all` over every one."""
+    is over the informative non-target suites (over all of them when none is), `drop_all` over every one.
+    `groups` (run -> replicate group, harness/groups.py) adds `methods`: each group's mean trajectory."""
     suites = list(results[base])
     flags = {
         s: informative.classify(s, results[base][s].scores, (chance or {}).get(s, 0.0), (ceiling or {}).get(s))
@@ -62,6 +66,8 @@ def analyse(
     warnings: set[str] = set()
     rows = []
     aligned: dict[str, dict[str, np.ndarray]] = {}
+    gain_boot: dict[str, np.ndarray] = {}  # per checkpoint: its gain's / drop's item resamples (for the methods)
+    drop_boot: dict[str, np.ndarray] = {}
     for p in points:
         per_suite, boots, scores = {}, {}, {}
         for s in suites:
@@ -85,7 +91,10 @@ def analyse(
         gain = gain_ci = None
         if targets:
             gain = float(np.mean([per_suite[s]["delta"] for s in targets]))
-            gain_ci = list(stats.percentile_ci(np.mean([boots[s] for s in targets], axis=0)))
+            gain_boot[p.checkpoint] = np.mean([boots[s] for s in targets], axis=0)
+            gain_ci = list(stats.percentile_ci(gain_boot[p.checkpoint]))
+        if head:
+            drop_boot[p.checkpoint] = -np.mean([boots[s] for s in head], axis=0)
         drop, drop_ci = _drop(head, per_suite, boots)
         drop_all, drop_all_ci = _drop(others, per_suite, boots)
         rows.append(
@@ -125,7 +134,41 @@ def analyse(
         },
         "noise_floor": {r: noise_floor([rw for rw in rows if rw["run"] == r], suites, last_k) for r in runs},
         "max_drop": None if max_drop is None else best_under(rows, max_drop),
+        "methods": method_curves(rows, groups or {}, gain_boot, drop_boot, seed),
     }
+
+
+def method_curves(
+    rows: Sequence[Mapping[str, Any]],
+    groups: Mapping[str, str],
+    gain_boot: Mapping[str, np.ndarray],
+    drop_boot: Mapping[str, np.ndarray],
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Per replicate group of >= 2 runs and per step every member reached: the mean gain and drop over its runs,
+    with compare's two-level bootstrap CI (seeds with replacement, then the items every checkpoint shares), so
+    a method's trajectory carries seed noise as well as item noise."""
+    members: dict[str, list[str]] = {}
+    for run, g in groups.items():
+        members.setdefault(g, []).append(run)
+    by = {(r["run"], r["step"]): r for r in rows}
+    out: list[dict[str, Any]] = []
+    for g, runs in members.items():
+        if len(runs) < 2:
+            continue
+        steps = set.intersection(*({r["step"] for r in rows if r["run"] == run} for run in runs))
+        for step in sorted(steps):
+            pts = [by[(run, step)] for run in runs]
+            row: dict[str, Any] = {"group": g, "runs": list(runs), "step": step}
+            for what, boot in (("gain", gain_boot), ("drop", drop_boot)):
+                ckpts = [p["checkpoint"] for p in pts]
+                if all(c in boot for c in ckpts) and all(p[what] is not None for p in pts):
+                    row[what] = float(np.mean([p[what] for p in pts]))
+                    row[f"{what}_ci"] = list(stats.percentile_ci(two_level(ckpts, boot, seed, f"{g}/{step}/{what}")))
+                else:
+                    row[what], row[f"{what}_ci"] = None, None
+            out.append(row)
+    return out
 
 
 def _drop(

@@ -55,6 +55,7 @@ class Tracker:
     results: dict[str, dict[str, SuiteResult]] = field(default_factory=dict)
     points: list[Point] = field(default_factory=list)
     done: dict[str, Point] = field(default_factory=dict)  # by checkpoint path
+    ckpts: dict[str, Checkpoint] = field(default_factory=dict)  # by point checkpoint id: lineage, hparams
     notes: list[str] = field(default_factory=list)
 
     def start(self) -> None:
@@ -97,6 +98,7 @@ class Tracker:
             return None
         point = Point(rc.run, rc.step, ck.id, key, tuple(ck.trained_on), ck.method)
         self.results[ck.id] = res
+        self.ckpts[ck.id] = ck
         self.points.append(point)
         self.points.sort(key=lambda p: (p.run, p.step))
         self.done[key] = point
@@ -134,7 +136,21 @@ class Tracker:
         from harness.pipeline import chance_for
 
         chance, ceiling = chance_for(self.suites, self.cfg)
-        return analyse(self.results, self.base.id, points, chance=chance, ceiling=ceiling, **options)
+        groups = self.run_groups(points)
+        return analyse(self.results, self.base.id, points, chance=chance, ceiling=ceiling, groups=groups, **options)
+
+    def run_groups(self, points: Sequence[Point]) -> dict[str, str]:
+        """run -> replicate group, by compare's rule (harness/groups.py: same base, method, targets and recipe,
+        seeds apart), read from each run's first checkpoint without its step, so runs at different steps of a
+        live track still group (outcomes only a finished run records are not read)."""
+        from harness import groups
+
+        first: dict[str, Checkpoint] = {}
+        for p in points:
+            if p.run not in first and p.checkpoint in self.ckpts:
+                ck = self.ckpts[p.checkpoint]
+                first[p.run] = replace(ck, id=p.run, hparams={k: v for k, v in ck.hparams.items() if k != "step"})
+        return groups.assign(list(first.values()))
 
     def close(self) -> None:
         if self.engine is not None:

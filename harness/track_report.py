@@ -24,20 +24,24 @@ def _runs(tl: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(p["run"] for p in tl["points"]))
 
 
-def _curve(tl: Mapping[str, Any], what: str, title: str, max_drop: float | None = None) -> dict[str, Any]:
+def _curve(
+    tl: Mapping[str, Any], what: str, title: str, max_drop: float | None = None, by: str = "run"
+) -> dict[str, Any]:
+    """`what` against step, one line per run (by="run") or per replicate group's mean (by="group")."""
+    rows = tl["points"] if by == "run" else tl.get("methods", [])
     data = []
-    for k, run in enumerate(_runs(tl)):
-        pts = [p for p in tl["points"] if p["run"] == run and p[what] is not None]
+    for k, name in enumerate(dict.fromkeys(p[by] for p in rows)):
+        pts = [p for p in rows if p[by] == name and p[what] is not None]
         if not pts:
             continue
         data.append(
             {
                 "type": "scatter",
                 "mode": "lines+markers",
-                "name": run,
+                "name": name,
                 "x": [p["step"] for p in pts],
                 "y": [p[what] for p in pts],
-                "text": [p["path"] for p in pts],
+                "text": [p.get("path") or ", ".join(p["runs"]) for p in pts],
                 "error_y": error_bars([p[what] for p in pts], [p[f"{what}_ci"] for p in pts]),
                 "line": {"color": _COLOURS[k % len(_COLOURS)]},
             }
@@ -138,6 +142,16 @@ def render_html(tl: Mapping[str, Any], path: Path, config: Mapping[str, Any]) ->
         "suites": _suite_curves(tl),
         "turnover": _turnover_figure(tl),
     }
+    if tl.get("methods"):
+        figures["method-gain"] = _curve(tl, "gain", "method gain vs step (mean over seeds; 95% CI: seeds, then items)",
+                                        by="group")  # fmt: skip
+        figures["method-drop"] = _curve(
+            tl, "drop", "method drop vs step (mean over seeds; 95% CI: seeds, then items)", max_drop, by="group"
+        )
+    methods = [
+        {**m, "gain_text": _ci(m["gain"], m["gain_ci"]), "drop_text": _ci(m["drop"], m["drop_ci"])}
+        for m in tl.get("methods", [])
+    ]
     rows = [
         {
             **p,
@@ -151,6 +165,7 @@ def render_html(tl: Mapping[str, Any], path: Path, config: Mapping[str, Any]) ->
     html = env.get_template("track.html.j2").render(
         tl=tl,
         rows=rows,
+        methods=methods,
         runs=_runs(tl),
         config=config,
         max_drop=max_drop,

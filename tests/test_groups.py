@@ -182,11 +182,11 @@ def test_group_assignment() -> None:
         _ck("e2", group="mine", lr=5.0),
     ]
     g = groups.assign(cks)
-    assert g["sft-s0"] == g["sft-s1"] == g["sft-s2"] == "sft-s (3 seeds)"
+    assert g["sft-s0"] == g["sft-s1"] == g["sft-s2"] == "sft (3 seeds)"  # whole name parts: not "sft-s"
     assert (g["sft-step10"], g["grpo-s0"], g["x"], g["y"], g["p"], g["q"]) == ("sft-step10", "grpo-s0", "x", "y",
                                                                                "p", "q")  # fmt: skip
     assert g["e1"] == g["e2"] == "mine"
-    assert g["rl-s0"] == g["rl-s1"] == "rl-s (2 seeds)"
+    assert g["rl-s0"] == g["rl-s1"] == "rl (2 seeds)"
     res, cands, _ = study({"sft": [4], "grpo": [4]})
     with pytest.raises(ComparisonError, match="group 'g'"):
         compare(res, "base", cands, n_boot=50, groups={"sft-s0": "g", "grpo-s0": "g"})
@@ -234,3 +234,47 @@ def test_registry_group_field_and_compare_group_flag(tmp_path: Path, monkeypatch
     assert "replicate groups" in res.output
     bad = CliRunner().invoke(app, [*args, "--group", "a b"])
     assert bad.exit_code == 2 and "--group" in bad.output
+
+
+def test_track_shows_each_methods_trajectory_over_its_seeds() -> None:
+    """track's methods: a group's point is the mean of its seeds' points at that step, with a two-level CI that
+    resolves a forgetting planted in every seed and grows with it; a lone run makes no method row. Runs group by
+    compare's rule from their first checkpoint's hparams (the step left out), so seeds at different steps do."""
+    from harness.timeline import Point, analyse
+    from harness.track import Tracker
+
+    rng = np.random.default_rng(3)
+    res = {"base": {s: sr("base", s, v) for s, v in BASE_RIGHT.items()}}
+    points, by_run = [], {}
+    for method, lost in (("sft", {8: 20, 16: 40}), ("grpo", {8: 2, 16: 2})):
+        for i in range(3):
+            for step, k in lost.items():
+                cid = f"{method}-s{i}-step{step}"
+                res[cid] = run(cid, k + int(rng.integers(-3, 4)), 30, rng)
+                points.append(Point(f"{method}-s{i}", step, cid, cid, ("T",), method))
+            by_run[f"{method}-s{i}"] = method
+    res["lone-step8"] = run("lone-step8", 30, 30, rng)
+    points.append(Point("lone", 8, "lone-step8", "lone-step8", ("T",), "sft"))
+    tl = analyse(res, "base", points, n_boot=500, groups=by_run | {"lone": "lone"})
+    m = {(r["group"], r["step"]): r for r in tl["methods"]}
+    assert sorted(m) == [("grpo", 8), ("grpo", 16), ("sft", 8), ("sft", 16)]  # no row for the lone run
+    pts = {(p["run"], p["step"]): p for p in tl["points"]}
+    for (g, step), row in m.items():
+        assert row["drop"] == pytest.approx(np.mean([pts[(f"{g}-s{i}", step)]["drop"] for i in range(3)]))
+        assert row["drop_ci"][0] < row["drop"] < row["drop_ci"][1]
+    planted = {8: 100 * 20 / N, 16: 100 * 40 / N}  # items lost of N per suite, in points
+    assert all(m[("sft", s)]["drop"] == pytest.approx(planted[s], abs=1.5) for s in (8, 16))
+    assert m[("sft", 8)]["drop_ci"][0] > m[("grpo", 8)]["drop_ci"][1]  # resolved apart
+    assert m[("grpo", 16)]["drop_ci"][0] < 2.5
+
+    tracker = Tracker(None, None, "base", [], None)  # type: ignore[arg-type]  # run_groups reads ckpts only
+    live = [("sft-s0", 8), ("sft-s0", 16), ("sft-s1", 8), ("sft-s2", 16), ("grpo-s0", 8), ("grpo-s1", 8)]
+    pts2 = []
+    for r, step in live:
+        method = r.split("-")[0]
+        seed = int(r[-1])
+        tracker.ckpts[f"{r}-step{step}"] = _ck(f"{r}-step{step}", method, lr=1e-4, seed=seed, step=step)
+        pts2.append(Point(r, step, f"{r}-step{step}", "", ("T",), method))
+    g = tracker.run_groups(pts2)
+    assert g["sft-s0"] == g["sft-s1"] == g["sft-s2"] == "sft (3 seeds)"  # sft-s2 is at step 16 only
+    assert g["grpo-s0"] == g["grpo-s1"] == "grpo (2 seeds)"
