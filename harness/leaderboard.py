@@ -79,6 +79,7 @@ class Entry:
     forgotten: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dominated_by: list[str] = field(default_factory=list)
+    paired_dominated_by: tuple[str, ...] = ()  # what its own comparison resolved (paired resamples, base included)
     page: str = ""
 
     def key(self) -> str:
@@ -243,7 +244,8 @@ def _entries(data: dict[str, Any], config: dict[str, Any], rel: str) -> list[Ent
                   fingerprint=fps.get(cid, cid), is_base=False, gain=s.get("gain"), gain_ci=_pair(s.get("gain_ci")),
                   drop=s.get("drop"), drop_ci=_pair(s.get("drop_ci")),
                   suites={d["suite"]: {k: d[k] for k in keep} for d in s["deltas"]}, lineage=lineage.get(cid, {}),
-                  forgotten=[x for v in lost.values() for x in v], notes=list(s.get("notes", ())), **common)
+                  forgotten=[x for v in lost.values() for x in v], notes=list(s.get("notes", ())),
+                  paired_dominated_by=tuple(s.get("dominated_by", ())), **common)
         )  # fmt: skip
     return out
 
@@ -303,20 +305,25 @@ def collect(root: Path, warn: list[str]) -> tuple[list[Group], dict[str, Path]]:
 
 
 def _rank(g: Group) -> None:
-    """Default order (base first, then least drop) and resolved Pareto dominance among same-target checkpoints:
-    rows come from comparisons run apart (no shared resamples), so by 95% intervals that do not overlap."""
+    """Default order (base first, then least drop) and resolved Pareto dominance among same-target checkpoints.
+    Rows of one comparison keep what it resolved on paired resamples (the base included: it is in every
+    comparison); rows of comparisons run apart share no resamples, so there by 95% intervals that do not overlap."""
     g.entries.sort(key=lambda e: (not e.is_base, e.drop is None, e.drop if e.drop is not None else 0.0, e.checkpoint))
     by_target: dict[tuple[str, ...], dict[str, tuple[float, tuple[float, float], float, tuple[float, float]]]] = {}
+    by_key = {e.key(): e for e in g.entries}
     for e in g.entries:
         if e.gain is not None and e.drop is not None:
             gain_ci, drop_ci = e.gain_ci or (e.gain, e.gain), e.drop_ci or (e.drop, e.drop)
             by_target.setdefault(tuple(sorted(e.trained_on)), {})[e.key()] = (e.gain, gain_ci, e.drop, drop_ci)
     for points in by_target.values():
-        # gain is only comparable between checkpoints trained for the same suites; the base is (0, 0), exact
-        dom = interval_dominators(points | {"\0base": (0.0, (0.0, 0.0), 0.0, (0.0, 0.0))})
-        for e in g.entries:
-            if e.key() in points:
-                e.dominated_by = sorted(g.base if k == "\0base" else k.split("\0")[0] for k in dom[e.key()])
+        # gain is only comparable between checkpoints trained for the same suites
+        apart = interval_dominators(points)
+        for k in points:
+            e = by_key[k]
+            same = [o.checkpoint for o in (by_key[x] for x in points) if o.source == e.source and o is not e]
+            doms = [n for n in e.paired_dominated_by if n in same]
+            doms += [by_key[x].checkpoint for x in apart[k] if by_key[x].source != e.source]
+            e.dominated_by = sorted(set(doms) | ({g.base} if g.base in e.paired_dominated_by else set()))
     for e in g.entries:
         h = stable_hash([g.base_fingerprint, g.protocol, e.fingerprint, e.checkpoint], 8)
         e.page = f"checkpoints/{_slug(e.checkpoint)}-{h}.html"
@@ -364,7 +371,7 @@ def frontier_figure(g: Group) -> dict[str, Any] | None:
                    "text": [g.base], "textposition": "bottom center",
                    "marker": {"size": 11, "symbol": "diamond", "color": "#444"}})  # fmt: skip
     layout = {
-        "title": {"text": "gain vs drop (points; up and left is better; x = dominated, 95% intervals apart)"},
+        "title": {"text": "gain vs drop (points; up and left is better; x = dominated, resolved)"},
         "xaxis": {"title": {"text": "drop (positive = forgetting)"}, "zeroline": True},
         "yaxis": {"title": {"text": "gain on target suites"}, "zeroline": True},
         "height": 420,

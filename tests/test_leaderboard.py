@@ -52,7 +52,7 @@ def _res(ckpt: str, suite: str, right: int, n: int = 30, wrong: str = "no") -> S
 
 
 # (arithmetic right, countdown right) out of 30; countdown is every candidate's target suite
-MODELS = {"base": (30, 0), "sft": (10, 25), "grpo": (28, 27), EVIL: (30, 10)}
+MODELS = {"base": (30, 0), "sft": (10, 25), "grpo": (28, 27), EVIL: (30, 10), "near": (27, 26)}
 
 
 def write_run(d: Path, names: list[str], limit: int = 30, report: bool = True) -> Path:
@@ -102,6 +102,18 @@ def site(runs: Path) -> Path:
 def _group(site: Path, limit: int) -> dict:
     data = json.loads((site / "leaderboard.json").read_text())
     return next(g for g in data["groups"] if g["protocol_info"]["limit"] == limit)
+
+
+def test_dominance_across_runs_needs_intervals_apart(tmp_path: Path) -> None:
+    """Rows of comparisons run apart share no resamples: grpo dominates sft (drop 6.7 vs 66.7 of 30 items,
+    intervals apart) but not `near`, which it beats on both points by one item each (intervals overlap)."""
+    root = tmp_path / "reports"
+    for name in ("sft", "grpo", "near"):
+        write_run(root / name, [name])
+    site = build_site(root, tmp_path / "site", generated_at="2000-01-01 00:00:00 UTC")
+    by = {e["checkpoint"]: e for e in _group(site, 30)["entries"]}
+    assert by["sft"]["dominated_by"] == ["grpo", "near"] and by["near"]["dominated_by"] == []
+    assert by["grpo"]["dominated_by"] == []
 
 
 def test_contents_and_protocol_groups(site: Path) -> None:
