@@ -63,6 +63,11 @@ def test_planted_drop_is_found_at_matched_gain(sa) -> None:
     assert "| sft-far | 3 | +10.0" in text and "Decision at the middle level (STUDY.md's rule): **supports**." in text
     # the planted drop is 8 points on every non-target suite at step 24; at gain 5 (half the way) it is 4
     assert "| 5.0 | +4.0 | +0.0 |" in text
+    # every arm at the same levels (descriptive): at gain 5.0, sft-far's drop is Q1's +4.0 and grpo's is 0
+    every = text.split("## Drop at matched gain, every arm")[1].split("## Q2")[0]
+    rows = {r.split(" | ")[0].strip("| "): r.split(" | ")[1:] for r in every.splitlines() if r.startswith("| ")}
+    assert rows["arm"][1] == "gain 5.0" and rows["sft-far"][1].startswith("+4.0 [")
+    assert rows["grpo"][1].startswith("+0.0 [+0.0, +0.0]")
 
 
 def test_no_planted_difference_cannot_tell(sa) -> None:
