@@ -174,13 +174,16 @@ print(" ".join(c["id"] for c in doc["checkpoints"] if c["id"] in sys.argv[2:] an
     "$PY" - "$REG" "$name" "$OUT/logs/data-score-$name.json" <<'PY'
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import yaml
 
+from harness.datascore import DataScore
+
 path, name, score = Path(sys.argv[1]), sys.argv[2], json.loads(Path(sys.argv[3]).read_text())
-keep = ("mean_nll", "frac_above", "ppl_threshold", "n_examples", "n_tokens")
-summary = {k: round(score[k], 4) if isinstance(score[k], float) else score[k] for k in keep}
+# what the trainer records (DataScore.summary), from the command's --json
+summary = DataScore(**{f.name: score[f.name] for f in fields(DataScore) if f.name != "top"}).summary()
 doc = yaml.safe_load(path.read_text())
 for c in doc["checkpoints"]:
     if (c["id"] == name or c["id"].startswith(name + "-step")) and not c.get("data_score"):

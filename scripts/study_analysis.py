@@ -16,12 +16,14 @@ import gzip
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from harness.decisions import holm, read_curve  # Holm; compare's matched-gain reading (the sensitivity check)
+from harness.groups import bootstrap_p
 from harness.stats import percentile_ci
 
 OUT = Path("reports/paper-demo")
@@ -165,8 +167,7 @@ def ci(b: np.ndarray) -> tuple[float, float]:
 
 
 def p_two_sided(b: np.ndarray) -> float:
-    b = b[np.isfinite(b)]
-    return float(min(1.0, 2 * min((b <= 0).mean(), (b >= 0).mean())))
+    return bootstrap_p(b[np.isfinite(b)])  # compare's bootstrap p; unreadable (nan) resamples left out
 
 
 def read_trajectory(level: float, gains: np.ndarray, drops: np.ndarray) -> float:
@@ -180,6 +181,14 @@ def read_trajectory(level: float, gains: np.ndarray, drops: np.ndarray) -> float
         if (lo - level) * (hi - level) <= 0 and hi != lo:
             return float(d[k - 1] + (d[k] - d[k - 1]) * (level - lo) / (hi - lo))
     return math.nan
+
+
+Reader = Callable[[float, np.ndarray, np.ndarray], float]
+
+
+def read_resamples(reader: Reader, level: float, c: tuple[np.ndarray, ...]) -> np.ndarray:
+    """`reader` (read_trajectory or read_curve) at `level` on each of a curve's N_BOOT resampled paths."""
+    return np.array([reader(level, c[1][r], c[3][r]) for r in range(N_BOOT)])
 
 
 def fmt(x: float, lo: float, hi: float) -> str:
@@ -248,7 +257,7 @@ def q1(st: Study, draws: dict, steps: list[int]) -> list[str]:
     for k in (1, 2, 3):
         level = top * k / 4
         pts = {a: read_trajectory(level, c[0], c[2]) for a, c in curves.items()}
-        bs = {a: np.array([read_trajectory(level, c[1][r], c[3][r]) for r in range(N_BOOT)]) for a, c in curves.items()}
+        bs = {a: read_resamples(read_trajectory, level, c) for a, c in curves.items()}
         diff = bs["sft-far"] - bs["grpo"]
         lo, hi = ci(diff)
         verdicts.append("supports" if lo > 0 else "contradicts" if hi < 0 else "cannot tell")
@@ -256,7 +265,7 @@ def q1(st: Study, draws: dict, steps: list[int]) -> list[str]:
                    f"{fmt(pts['sft-far'] - pts['grpo'], lo, hi)} | {int(np.isnan(diff).sum())} |")  # fmt: skip
     mid = top / 2  # the same middle level, read as compare reads checkpoints (decisions.read_curve)
     cp = {a: read_curve(mid, c[0], c[2]) for a, c in curves.items()}
-    cb = {a: np.array([read_curve(mid, c[1][r], c[3][r]) for r in range(N_BOOT)]) for a, c in curves.items()}
+    cb = {a: read_resamples(read_curve, mid, c) for a, c in curves.items()}
     cdiff = cb["sft-far"] - cb["grpo"]
     out += ["", f"Decision at the middle level (STUDY.md's rule): **{verdicts[1]}**.",
             f"Sensitivity: compare's reading (a line through the base and the positive-gain points, step order "
@@ -291,7 +300,7 @@ def every_arm_matched(st: Study, draws: dict, steps: list[int]) -> list[str]:
         cells = []
         for level in levels:
             pt = read_trajectory(level, c[0], c[2])
-            bs = np.array([read_trajectory(level, c[1][r], c[3][r]) for r in range(N_BOOT)])
+            bs = read_resamples(read_trajectory, level, c)
             cells.append(f"{fmt(pt, *ci(bs))} ({int(np.isnan(bs).sum())} unread)")
         out.append(f"| {a} | " + " | ".join(cells) + " |")
     return out + [""]

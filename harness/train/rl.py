@@ -24,8 +24,7 @@ from accelerate.utils import gather_object
 from harness.train.config import GRPOConfig
 from harness.train.data import collate, micro_batches
 from harness.train.policy import load_reference, token_logprobs
-from harness.train.session import Session, StepBar
-from harness.train.sft import score_data
+from harness.train.session import Session, StepBar, score_data
 from harness.types import Decoding, Item
 
 

@@ -1,6 +1,6 @@
 """The trainer's session: what every training loop is written against (Session), the learning-rate
-schedule (lr_at) and the progress bar (StepBar). run.py builds a Session; sft.py and rl.py consume it, so
-imports point one way: run -> sft, rl -> session.
+schedule (lr_at), the progress bar (StepBar) and the step-0 data score both loops record (score_data). run.py
+builds a Session; sft.py and rl.py consume it, so imports point one way: run -> sft, rl -> session.
 
     python -c "from harness.train.session import lr_at; print(lr_at.__doc__)"
 """
@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.suites import Suite
 from harness.train.config import TrainConfig
-from harness.train.data import ChatFormat
-from harness.train.policy import Base, Saver
+from harness.train.data import ChatFormat, Example, collate
+from harness.train.policy import Base, Saver, token_logprobs
 from harness.train.rollout import RolloutLog, Sampler
 from harness.types import Item
 
@@ -158,3 +158,36 @@ class StepBar:
         }
         text = "  ".join(fmt.format(stats[k]) for k, fmt in shown.items() if k in stats)
         self.progress.update(self.task, advance=1, stats=text)
+
+
+@torch.no_grad()
+def score_data(s: Session, examples: list[Example], wheres: list[str] | None = None) -> None:
+    """The data's score (harness/datascore.py) under the policy before its first update, i.e. the base: the
+    token-mean NLL of exactly the response tokens a step trains on (SFT data, or an RL step's rollouts). Logged
+    at step 0; every checkpoint of the run records it (Saver.data_score -> .pt metadata and registry entry)."""
+    from harness.datascore import score_tokens
+
+    if not examples:
+        return
+    s.model.eval()
+    lps: list[list[float]] = [[] for _ in examples]
+    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
+    for start in range(0, len(order), s.cfg.micro_batch_size):
+        rows = order[start : start + s.cfg.micro_batch_size]
+        b = collate([examples[i] for i in rows], s.tokenizer.pad_token_id, s.acc.device)
+        with s.acc.autocast():
+            logp = token_logprobs(s.model, b).float().cpu()
+        window = logp.shape[1]
+        for r, i in enumerate(rows):
+            lps[i] = logp[r, window - len(examples[i].response_ids) :].tolist()
+    s.model.train()
+    wheres = wheres or [f"example {k}" for k in range(len(examples))]
+    texts = [s.tokenizer.decode(list(e.response_ids)) for e in examples]
+    ds = score_tokens(lps, wheres, texts, top=5)
+    s.saver.data_score = ds.summary()
+    s.log({"step": 0, "data_score": ds.summary(), "off_policy": [[o.where, round(o.mean_nll, 3)] for o in ds.top]})
+    s.console.print(
+        f"step 0: data score under the base: mean NLL {ds.mean_nll:.3f} nats/token over {ds.n_tokens} response "
+        f"tokens, {ds.frac_above:.1%} above perplexity {ds.ppl_threshold:g}",
+        highlight=False,
+    )

@@ -29,7 +29,7 @@ from harness.train.config import IterSFTConfig, SelfSFTConfig, SFTConfig
 from harness.train.data import Example, chat_examples, collate, expert_examples, micro_batches, take_batches
 from harness.train.policy import token_logprobs
 from harness.train.rollout import RolloutLog, Sampler
-from harness.train.session import Session, StepBar
+from harness.train.session import Session, StepBar, score_data
 from harness.types import Decoding
 
 
@@ -134,39 +134,6 @@ def sft_step(s: Session, batch: list[Example], step: int, total: int) -> dict[st
     loss_total = float(s.acc.reduce(torch.tensor(loss_sum, device=s.acc.device), "sum")) / n_target
     tokens = sum(len(e) for e in batch)
     return {"loss": loss_total, "lr": lr, "grad_norm": grad_norm, "tok_s": tokens / (time.perf_counter() - t0)}
-
-
-@torch.no_grad()
-def score_data(s: Session, examples: list[Example], wheres: list[str] | None = None) -> None:
-    """The data's score (harness/datascore.py) under the policy before its first update, i.e. the base: the
-    token-mean NLL of exactly the response tokens a step trains on (SFT data, or an RL step's rollouts). Logged
-    at step 0; every checkpoint of the run records it (Saver.data_score -> .pt metadata and registry entry)."""
-    from harness.datascore import score_tokens
-
-    if not examples:
-        return
-    s.model.eval()
-    lps: list[list[float]] = [[] for _ in examples]
-    order = sorted(range(len(examples)), key=lambda i: -len(examples[i]))
-    for start in range(0, len(order), s.cfg.micro_batch_size):
-        rows = order[start : start + s.cfg.micro_batch_size]
-        b = collate([examples[i] for i in rows], s.tokenizer.pad_token_id, s.acc.device)
-        with s.acc.autocast():
-            logp = token_logprobs(s.model, b).float().cpu()
-        window = logp.shape[1]
-        for r, i in enumerate(rows):
-            lps[i] = logp[r, window - len(examples[i].response_ids) :].tolist()
-    s.model.train()
-    wheres = wheres or [f"example {k}" for k in range(len(examples))]
-    texts = [s.tokenizer.decode(list(e.response_ids)) for e in examples]
-    ds = score_tokens(lps, wheres, texts, top=5)
-    s.saver.data_score = ds.summary()
-    s.log({"step": 0, "data_score": ds.summary(), "off_policy": [[o.where, round(o.mean_nll, 3)] for o in ds.top]})
-    s.console.print(
-        f"step 0: data score under the base: mean NLL {ds.mean_nll:.3f} nats/token over {ds.n_tokens} response "
-        f"tokens, {ds.frac_above:.1%} above perplexity {ds.ppl_threshold:g}",
-        highlight=False,
-    )
 
 
 def train_sft(s: Session) -> None:
