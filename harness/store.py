@@ -192,7 +192,10 @@ class Store:
                 data = self._read(part)
                 if data is None:  # removed between list and read (a user cleaning up): nothing to merge
                     continue
-                table = pq.read_table(pa.BufferReader(data))
+                # Single-threaded: the file is small and already in memory, and Arrow's decode pool has been
+                # seen aborting at interpreter exit ("terminate called without an active exception",
+                # apache/arrow#34314) in a CLI run that had finished its work.
+                table = pq.read_table(pa.BufferReader(data), use_threads=False, pre_buffer=False)
             except (OSError, pa.ArrowInvalid) as e:
                 raise StoreError(f"{self._name(part)}: unreadable record file ({str(e).splitlines()[0]})") from None
             table = _check_columns(table, self._name(part))

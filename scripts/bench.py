@@ -58,21 +58,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-SHORT_SUITES = ("countdown", "arithmetic", "capitals", "elements")
-MIXED_SUITES = (
-    "countdown",
-    "ifeval",
-    "mmlu",
-    "gsm8k",
-    "arithmetic",
-    "capitals",
-    "elements",
-    "harmbench",
-    "overrefusal",
-)
-DEMO_SUITES = "countdown,ifeval,mmlu,gsm8k,arithmetic,capitals,elements,arc_challenge,harmbench,overrefusal"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root: harness, tests
+from bench_suites import DEMO_SUITES, MIXED_SUITES, ROOT, SHORT_SUITES  # noqa: E402 (this folder is on sys.path)
+
 SHAPES = {  # Llama-family shapes for the GPU mode (random weights; only the arithmetic matters)
     "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
                          num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True),

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import DEMO_SUITES, ROOT, SHORT_SUITES  # bench.py puts the repository root on sys.path
+from bench_suites import DEMO_SUITES, ROOT, SHORT_SUITES  # bench.py puts the repository root on sys.path
 
 
 def _noisy_run(src: Path, run: Path, k: int) -> list[Path]:
