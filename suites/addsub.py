@@ -78,9 +78,7 @@ class AddSub(Suite):
     area = "math"
     description = "One-step integer + or - (2-60, 2-40), number-only answer; the demo's learnable target"
     decoding = Decoding(max_new_tokens=32)
-    options = (
-        Option("dev", "data", f"{DEV_SIZE} train problems absent from the first {DEV_AFTER:,} train rows"),
-    )
+    options = (Option("dev", "data", f"{DEV_SIZE} train problems absent from the first {DEV_AFTER:,} train rows"),)
 
     def load(self, split: str = "eval") -> list[Item]:
         if split not in SIZES:
