@@ -117,21 +117,23 @@ def clear_models(unused_days: float | None = None, now: float | None = None) -> 
     return n, freed
 
 
-def area_sizes() -> dict[str, tuple[Path, int]]:
-    """The three areas of the home directory and their sizes in bytes."""
+def area_sizes(models: list[Materialised]) -> dict[str, tuple[Path, int]]:
+    """The three areas of the home directory and their sizes in bytes (models: the listed entries, walked once)."""
     from harness.data import data_home
 
+    fingerprints = home() / "fingerprints.json"
     return {
-        "models": (models_dir(), sum(m.bytes for m in materialised())),
+        "models": (models_dir(), sum(m.bytes for m in models)),
         "data": (data_home(), tree_bytes(data_home())),
-        "fingerprints": (home() / "fingerprints.json", tree_bytes(home() / "fingerprints.json")),
+        "fingerprints": (fingerprints, tree_bytes(fingerprints)),
     }
 
 
 def human(n: int) -> str:
+    """1536 -> '1.5 KB' (binary units, as du -h)."""
     size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"

@@ -252,9 +252,9 @@ def cache(
         n, freed = cachedir.clear_models(unused_days)
         when = "" if unused_days is None else f" unused for {unused_days:g} day(s)"
         out_console.print(f"removed {n} materialised model(s){when}: {cachedir.human(freed)} freed", highlight=False)
-    for area, (path, size) in cachedir.area_sizes().items():
-        out_console.print(f"{area:>12}  {cachedir.human(size):>9}  {path}", highlight=False, soft_wrap=True)
     entries = cachedir.materialised()
+    for area, (path, size) in cachedir.area_sizes(entries).items():
+        out_console.print(f"{area:>12}  {cachedir.human(size):>9}  {path}", highlight=False, soft_wrap=True)
     if registry is not None:
         for line in cachedir.name_owners(entries, registry):
             err_console.print(f"not matched: {line}", highlight=False, soft_wrap=True)
