@@ -290,6 +290,7 @@ def bench_compare(a: argparse.Namespace) -> dict:
     if not a.registry:
         first = round(run(), 2)
     times = [run() for _ in range(3)]
+    shutil.rmtree(work, ignore_errors=True)
     return {"compare": f"{len(ckpts)} checkpoints x 10 suites x 16 items", "store": "given" if a.registry else "fake",
             "first_s": first, "cached_median_s": round(statistics.median(times), 2)}  # fmt: skip
 

@@ -117,6 +117,7 @@ def bench_track(a: argparse.Namespace, src: Path | None = None) -> list[dict]:
                      "starts": engine.starts, "switches": engine.switches})  # fmt: skip
     tracker.close()
     rows.append(bench_cached_track(work))
+    shutil.rmtree(work, ignore_errors=True)  # models and stores of every run; a failed bench keeps them to read
     return rows
 
 
